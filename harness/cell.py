@@ -1,0 +1,127 @@
+"""Run one cell, inside its own process; return its result row.
+
+The row carries phase timings so the runner can report the harness's own overhead:
+everything but applying the technique and measuring (process start, plugin loading,
+model loading, transport of the result).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+import traceback
+from typing import Any
+
+SCHEMA = 1
+
+
+def _plugin_manager(settings: dict[str, Any]):
+    from . import manager as plugins
+
+    pm = plugins.load(strict=settings.get("strict", False), disabled=settings.get("disabled", ()), warn=lambda s: None)
+    for name, spec in settings.get("inline", {}).items():
+        # plugins registered in-process by tests (optbench.testing) travel as module names
+        import importlib
+
+        pm.register(importlib.import_module(spec), name)
+    return pm
+
+
+def run_cell(cell: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    phases: dict[str, float] = {}
+    row: dict[str, Any] = {"status": "ok", "reason": "", "metrics": {}}
+    try:
+        _run(cell, settings, row, phases)
+    except BaseException as e:  # noqa: BLE001 - everything becomes the cell's reason
+        from .api import SkipCell
+
+        if isinstance(e, SkipCell):
+            row.update(status="skipped", reason=str(e))
+        else:
+            where = row.pop("_phase", "")
+            row.update(status="failed", reason=f"{where}{type(e).__name__}: {e}".strip(),
+                       traceback=traceback.format_exc(limit=12))
+    row.pop("_phase", None)
+    phases["total_in_process"] = time.perf_counter() - t_start
+    row["phases"] = {k: round(v, 4) for k, v in phases.items()}
+    return row
+
+
+def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], phases: dict[str, float]) -> None:
+    t = time.perf_counter()
+    import torch
+
+    from .api import CellContext, SkipCell
+
+    if cell.get("threads"):
+        torch.set_num_threads(int(cell["threads"]))
+    pm = _plugin_manager(settings)
+    phases["plugins"] = time.perf_counter() - t
+
+    backend = pm.backends().get(cell["backend"])
+    ok, why = backend.available()
+    if not ok:
+        raise SkipCell(why)
+    tech_spec, base_spec = cell["technique"], cell["baseline"]
+    technique = pm.techniques().get(tech_spec["name"])
+    ok, why = technique.supported(tech_spec["params"], backend)
+    if not ok:
+        raise SkipCell(why)
+    row["backend_info"] = backend.describe()
+    row["plugin_of"] = {"technique": pm.owner_version("techniques", tech_spec["name"]),
+                        "backend": pm.owner_version("backends", cell["backend"])}
+
+    t = time.perf_counter()
+    torch.manual_seed(cell["seed"])
+    source = pm.models().get(cell["model"]["source"])
+    ctx = CellContext(cell=cell, backend=backend, device=backend.device, seed=cell["seed"],
+                      dataset=pm.datasets().get(cell["data"]["name"]))
+    model_params = {k: v for k, v in cell["model"].items() if k != "source"}
+    row["_phase"] = "loading the model: "
+    model, meta = source.load(model_params, ctx)
+    ctx.model_meta = meta
+    row["model_info"] = {k: v for k, v in meta.items() if k in ("config", "hash", "trained", "params")}
+    phases["load"] = time.perf_counter() - t
+
+    metrics = [pm.metrics().get(name) for name in cell["measure"]["metrics"]]
+    # memory last, so peak RSS covers everything this cell did
+    metrics.sort(key=lambda m: m.name == "memory")
+    needs_baseline = [m for m in metrics if hasattr(m, "setup")]
+    t = time.perf_counter()
+    if needs_baseline:
+        row["_phase"] = "building the baseline: "
+        baseline = copy.deepcopy(model)
+        if base_spec["name"] != "none":
+            baseline = pm.techniques().get(base_spec["name"]).apply(baseline, base_spec["params"], ctx)
+        ctx.baseline_model = backend.prepare(baseline, ctx)
+        for m in needs_baseline:
+            row["_phase"] = f"metric {m.name!r} setup: "
+            m.setup(ctx)
+        ctx.baseline_model = None
+        del baseline
+    phases["baseline"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    row["_phase"] = f"technique {tech_spec['label']!r}: "
+    model = technique.apply(model, dict(tech_spec["params"]), ctx)
+    if model is None:
+        raise TypeError(f"technique {tech_spec['name']!r} returned None from apply(); it must return the model")
+    ctx.model = backend.prepare(model, ctx)
+    phases["apply"] = time.perf_counter() - t
+
+    for m in metrics:
+        t = time.perf_counter()
+        row["_phase"] = f"metric {m.name!r}: "
+        try:
+            values = m.measure(ctx)
+        except SkipCell:
+            raise
+        row["metrics"].update(values)
+        phases[f"metric:{m.name}"] = time.perf_counter() - t
+    lat = row["metrics"].get("latency")
+    if lat and lat.get("unstable"):
+        row["unstable"] = lat["unstable_reason"]
+    row["threads"] = torch.get_num_threads()
+    row["pid"] = os.getpid()

@@ -1,0 +1,167 @@
+"""Latency: warm-up until stable, repetitions until enough, distribution-free statistics.
+
+The confidence interval of the median comes from order statistics (the binomial
+distribution of how many samples fall below the median), so it needs no normality.
+A cell whose samples are bimodal or long-tailed is flagged ``unstable``: on the 2-core VMs
+this project runs on, a 45 ms forward pass sometimes takes ~780 ms (OpenMP busy-waiting
+under host load), and such a cell must never be published as a clean figure.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+
+@dataclass
+class LatencyStats:
+    median: float
+    p90: float
+    mean: float
+    stdev: float
+    min: float
+    n: int
+    ci95: tuple[float, float]
+    warmup: int
+    unstable: bool
+    unstable_reason: str
+    samples: list[float]
+    unit: str = "s"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci95"] = list(self.ci95)
+        return d
+
+
+def median_ci(sorted_samples: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Order-statistic confidence interval for the median (exact binomial, no normality).
+
+    With fewer than 6 samples no pair of order statistics reaches 95%; the full range is
+    returned then, which is wider than 95% and honest about it.
+    """
+    from scipy.stats import binom
+
+    xs = sorted_samples
+    n = len(xs)
+    if n == 0:
+        return (math.nan, math.nan)
+    if n < 6:
+        return (xs[0], xs[-1])
+    alpha = 1 - confidence
+    # largest j with P(B <= j-1) <= alpha/2, B ~ Bin(n, 1/2); interval [x_(j), x_(n-j+1)]
+    j = int(binom.ppf(alpha / 2, n, 0.5))
+    while j > 0 and binom.cdf(j - 1, n, 0.5) > alpha / 2:
+        j -= 1
+    j = max(j, 1)
+    return (xs[j - 1], xs[n - j])
+
+
+def percentile(sorted_samples: list[float], q: float) -> float:
+    xs = sorted_samples
+    if len(xs) == 1:
+        return xs[0]
+    pos = (len(xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def instability(samples: list[float], ratio: float = 1.5) -> str:
+    """Why these samples are not a clean figure, or '' when they are.
+
+    Two signs: p90 far above the median (a long tail), or a separate cluster of samples
+    at least twice the median (a bimodal slow mode) holding 5% or more of them.
+    """
+    xs = sorted(samples)
+    if len(xs) < 5:
+        return ""
+    med = percentile(xs, 0.5)
+    p90 = percentile(xs, 0.9)
+    if med <= 0:
+        return ""
+    slow = sum(1 for x in xs if x >= 2 * med) / len(xs)
+    reasons = []
+    if p90 > ratio * med:
+        reasons.append(f"p90 is {p90 / med:.2f}x the median")
+    if slow >= 0.05:
+        reasons.append(f"bimodal: {slow:.0%} of samples are over 2x the median")
+    return "; ".join(reasons)
+
+
+def summarize(samples: list[float], warmup: int = 0, unstable_ratio: float = 1.5) -> LatencyStats:
+    xs = sorted(samples)
+    reason = instability(xs, unstable_ratio)
+    return LatencyStats(
+        median=percentile(xs, 0.5), p90=percentile(xs, 0.9), mean=statistics.fmean(xs),
+        stdev=statistics.stdev(xs) if len(xs) > 1 else 0.0, min=xs[0], n=len(xs), ci95=median_ci(xs),
+        warmup=warmup, unstable=bool(reason), unstable_reason=reason, samples=list(samples),
+    )
+
+
+def parse_precision(p: str | float | None) -> float | None:
+    if p is None:
+        return None
+    if isinstance(p, str):
+        return float(p.rstrip("%")) / 100
+    return float(p)
+
+
+def measure(
+    time_call: Callable[[], float],
+    *,
+    warmup: str | int = "auto",
+    min_reps: int = 10,
+    min_time_s: float = 1.0,
+    max_time_s: float = 30.0,
+    precision: str | float | None = None,
+    unstable_ratio: float = 1.5,
+    clock: Callable[[], float] = time.perf_counter,
+) -> LatencyStats:
+    """Time ``time_call`` (which returns the seconds of one synchronised call).
+
+    Warm-up ``auto`` runs at least 3 calls and stops once the last three agree within 10%
+    of their median (at most 50 calls or 25% of ``max_time_s``). Then calls repeat until
+    both ``min_reps`` and ``min_time_s`` are reached; with a ``precision`` target instead
+    until the 95% CI half-width of the median is within that fraction of it. Always
+    bounded by ``max_time_s`` (after at least ``min_reps`` calls).
+    """
+    start = clock()
+    n_warm = 0
+    if warmup == "auto":
+        recent: list[float] = []
+        while True:
+            recent.append(time_call())
+            n_warm += 1
+            last = recent[-3:]
+            if n_warm >= 3:
+                m = statistics.median(last)
+                if max(abs(x - m) for x in last) <= 0.1 * m or n_warm >= 50 or clock() - start > 0.25 * max_time_s:
+                    break
+    else:
+        for _ in range(int(warmup)):
+            time_call()
+            n_warm += 1
+    target = parse_precision(precision)
+    samples: list[float] = []
+    t0 = clock()
+    while True:
+        samples.append(time_call())
+        n = len(samples)
+        elapsed = clock() - t0
+        if n < min_reps:
+            continue
+        if elapsed >= max_time_s:
+            break
+        if target is not None:
+            if n >= 6 and n % 5 == 0:
+                xs = sorted(samples)
+                lo, hi = median_ci(xs)
+                if (hi - lo) / 2 <= target * percentile(xs, 0.5):
+                    break
+        elif elapsed >= min_time_s:
+            break
+    return summarize(samples, n_warm, unstable_ratio)

@@ -1,0 +1,38 @@
+"""Render every registered reporter for a results directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ReportError
+from .manager import PluginManager
+from .results import RUN, latest_by_cell, read_rows
+
+
+def load_report(run_dir: str | Path):
+    from optbench.reports.summary import build_report
+
+    run_dir = Path(run_dir)
+    meta_path = run_dir / RUN
+    if not meta_path.exists():
+        raise ReportError(f"{run_dir}: no {RUN} here; is this an optbench results directory?")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as e:
+        raise ReportError(f"{meta_path}: not valid JSON ({e})") from None
+    rows = list(latest_by_cell(read_rows(run_dir)).values())
+    return build_report(meta, rows, str(run_dir))
+
+
+def render_all(run_dir: str | Path, pm: PluginManager, only: list[str] | None = None) -> list[str]:
+    report = load_report(run_dir)
+    paths = []
+    for reporter in pm.reporters():
+        if only and reporter.name not in only:
+            continue
+        try:
+            paths.append(reporter.render(report, str(run_dir)))
+        except Exception as e:  # noqa: BLE001 - one broken reporter must not cost the others
+            pm._fail(f"reporter {reporter.name!r} (plugin {pm.reporters().owner.get(reporter.name)}): {type(e).__name__}: {e}")
+    return paths

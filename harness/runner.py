@@ -1,0 +1,292 @@
+"""Plan cells, run each in its own process, stream rows to disk, resume.
+
+Cells are forked from a multiprocessing *forkserver* that has already imported torch
+(and the heavy modules the suite's techniques declare), so each cell starts in
+milliseconds instead of paying ``import torch`` again, yet still runs in a process of
+its own: a crash, hang or out-of-memory kill marks that cell ``failed`` with its reason
+and the run goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import envinfo
+from .cell import SCHEMA
+from .manager import PluginManager
+from .results import RUN, ResultsFile, latest_by_cell, write_json_atomic
+from .suite import Suite
+
+BASE_PRELOAD = ["optbench.quiet", "torch", "scipy.stats", "optbench.cell", "optbench.measure.latency", "optbench.measure.accuracy",
+                "optbench.models.reference"]
+
+
+@dataclass
+class RunOptions:
+    out_dir: Path
+    strict: bool = False
+    disabled: tuple[str, ...] = ()
+    timeout: float | None = None
+    inline_plugins: dict[str, str] = field(default_factory=dict)  # name -> module (tests)
+    report: bool = True
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    rows: list[dict[str, Any]]
+    ran: int
+    skipped_as_done: int
+    interrupted: bool
+    reports: list[str]
+
+
+def _child_main(cell: dict[str, Any], settings: dict[str, Any], conn: Any, log_path: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what an interrupt means
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    from .cell import run_cell
+
+    row = run_cell(cell, settings)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    conn.send(row)
+    conn.close()
+
+
+def _noop() -> None:
+    pass
+
+
+def _signal_reason(code: int) -> str:
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    if -code == signal.SIGKILL:
+        return f"cell process killed by {name} (out of memory, or killed from outside)"
+    return f"cell process died from {name}"
+
+
+class CellProcess:
+    """Runs one cell in a forked child; returns its row, or a failed row with the reason."""
+
+    def __init__(self, ctx: Any, cell: dict[str, Any], settings: dict[str, Any], log_path: Path):
+        self.parent, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_child_main, args=(cell, settings, child, str(log_path)), daemon=True)
+        self.started = time.perf_counter()
+        self.proc.start()
+        child.close()
+
+    def wait(self, timeout: float) -> dict[str, Any]:
+        deadline = self.started + timeout
+        row: dict[str, Any] | None = None
+        while row is None:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                self.kill()
+                return {"status": "failed", "reason": f"timed out after {timeout:g} s", "metrics": {}}
+            if self.parent.poll(min(remaining, 0.2)):
+                try:
+                    row = self.parent.recv()
+                except (EOFError, OSError):
+                    break
+            elif not self.proc.is_alive():
+                if self.parent.poll(0):
+                    continue
+                break
+        self.proc.join(timeout=10)
+        if row is None:
+            code = self.proc.exitcode
+            if self.proc.is_alive():
+                self.kill()
+            reason = _signal_reason(code) if code is not None and code < 0 else f"cell process exited with code {code} before reporting"
+            return {"status": "failed", "reason": reason, "metrics": {}}
+        return row
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(timeout=10)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _one_line(cell: dict[str, Any], row: dict[str, Any]) -> str:
+    wl = cell["workload"]
+    head = f"{cell['technique']['label']:<22} {cell['backend']:<6} b={wl['batch']:<3} s={wl['seq_len']:<4}"
+    if row["status"] != "ok":
+        return f"{head} {row['status']}: {row['reason']}"
+    m = row["metrics"]
+    parts = []
+    if "latency" in m:
+        lat = m["latency"]
+        parts.append(f"median {lat['median'] * 1e3:.2f} ms [{lat['ci95'][0] * 1e3:.2f}, {lat['ci95'][1] * 1e3:.2f}] n={lat['n']}")
+    if "perplexity" in m:
+        parts.append(f"ppl {m['perplexity']['value']:.3f}")
+    if "model_bytes" in m:
+        parts.append(f"{m['model_bytes']['value'] / 2**20:.2f} MiB")
+    if row.get("unstable"):
+        parts.append(f"UNSTABLE ({row['unstable']})")
+    return f"{head} " + "  ".join(parts)
+
+
+def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
+              on_progress: Callable[[str], None] | None = None) -> RunOutcome:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    out = opts.out_dir
+    results = ResultsFile(out)
+    (out / "logs").mkdir(exist_ok=True)
+    cells = suite.cells(pm)
+    done = results.finished_keys()
+    todo = [c for c in cells if c["key"] not in done]
+
+    env = dict(suite.env)
+    if suite.threads and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(suite.threads)
+    fp = envinfo.fingerprint(suite.threads, env, pm.versions(), cwd=str(Path(suite.path).parent))
+    run_meta_path = out / RUN
+    prev = {}
+    if run_meta_path.exists():
+        import json
+
+        try:
+            prev = json.loads(run_meta_path.read_text())
+        except ValueError:
+            prev = {}
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    run_id = prev.get("run_id") or f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    meta = {
+        "schema": SCHEMA, "run_id": run_id, "suite": suite.name, "suite_path": suite.path,
+        "suite_sha256": suite.sha256, "suite_text": suite.text, "question": suite.question,
+        "baseline": suite.baseline.label, "started": prev.get("started", now),
+        "segments": prev.get("segments", []) + [{"started": now, "cells_todo": len(todo)}],
+        "environment": fp, "cells_planned": len(cells), "plugin_errors": pm.errors,
+    }
+    write_json_atomic(run_meta_path, meta)
+
+    settings = {"strict": opts.strict, "disabled": list(opts.disabled), "inline": opts.inline_plugins}
+    preload = list(BASE_PRELOAD)
+    for t in {c["technique"]["name"] for c in todo}:
+        preload += list(pm.techniques().get(t).preload)
+    preload += [pm.info[n].module for n in pm.info]
+
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the forkserver (and so every cell) inherits the suite's env
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(preload)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    log = on_progress or (lambda s: console.print(s, markup=False))
+    interrupted = False
+    ran = 0
+    if todo:
+        # start the cell server now, so its one-time imports are not charged to the first cell
+        t_server = time.perf_counter()
+        warm = ctx.Process(target=_noop, daemon=True)
+        warm.start()
+        warm.join()
+        meta["segments"][-1]["server_start_s"] = round(time.perf_counter() - t_server, 3)
+    if len(done):
+        log(f"resuming {out}: {len([c for c in cells if c['key'] in done])} of {len(cells)} cells already finished")
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task(suite.name, total=len(todo))
+            for cell in todo:
+                progress.update(task, description=f"{suite.name}: {cell['technique']['label']} b={cell['workload']['batch']}")
+                pm.cell_started(cell)
+                started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+                log_path = out / "logs" / f"{cell['key']}.log"
+                proc = CellProcess(ctx, cell, settings, log_path)
+                try:
+                    child_row = proc.wait(opts.timeout or cell["timeout"])
+                except KeyboardInterrupt:
+                    proc.kill()
+                    raise
+                wall = proc.seconds
+                row = _row(cell, child_row, run_id, pm, started, wall, log_path, out)
+                results.append(row)
+                ran += 1
+                pm.cell_finished(cell, row)
+                log(("✓ " if row["status"] == "ok" else "✗ " if row["status"] == "failed" else "- ") + _one_line(cell, row))
+                progress.advance(task)
+    except KeyboardInterrupt:
+        interrupted = True
+        log(f"interrupted: {ran} cells finished in this run are saved; run the same command again to resume")
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _stop_forkserver()
+
+    meta["segments"][-1].update(finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), cells_run=ran, interrupted=interrupted)
+    write_json_atomic(run_meta_path, meta)
+    rows = list(latest_by_cell(results.rows()).values())
+    reports: list[str] = []
+    if opts.report:
+        from .reporting import render_all
+
+        reports = render_all(out, pm)
+    pm.run_finished(str(out), rows)
+    return RunOutcome(out, rows, ran, len(cells) - len(todo), interrupted, reports)
+
+
+def _stop_forkserver() -> None:
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)  # private; restarts with the next run's env
+    if stop:
+        try:
+            stop()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _row(cell: dict[str, Any], child: dict[str, Any], run_id: str, pm: PluginManager, started: str,
+         wall: float, log_path: Path, out: Path) -> dict[str, Any]:
+    phases = child.get("phases", {})
+    measured = phases.get("apply", 0.0) + phases.get("baseline", 0.0) + sum(v for k, v in phases.items() if k.startswith("metric:"))
+    row = {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "cell": cell["key"],
+        "suite": cell["suite"],
+        "technique": cell["technique"],
+        "baseline": cell["baseline"]["label"],
+        "backend": cell["backend"],
+        "model": cell["model"],
+        "model_fingerprint": cell["model_fingerprint"],
+        "workload": cell["workload"],
+        "data": cell["data"],
+        "status": child["status"],
+        "reason": child.get("reason", ""),
+        "metrics": child.get("metrics", {}),
+        "plugins": pm.versions(),
+        "started": started,
+        "seconds": round(wall, 4),
+        "phases": phases,
+        "log": str(log_path.relative_to(out)),
+    }
+    if child["status"] == "ok":
+        # what the harness itself cost: process start, plugin and model loading, transport
+        row["harness_overhead_s"] = round(max(wall - measured, 0.0), 4)
+    for k in ("unstable", "backend_info", "model_info", "plugin_of", "threads", "traceback"):
+        if k in child:
+            row[k] = child[k]
+    return row
