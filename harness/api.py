@@ -7,8 +7,9 @@ is a base to subclass; the core checks registrations against these classes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 TECHNIQUE_KINDS = ("compress", "train", "parallel", "structure", "baseline")
 

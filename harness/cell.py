@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
+import sys
 import time
 import traceback
 from typing import Any
@@ -125,3 +127,16 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
         row["unstable"] = lat["unstable_reason"]
     row["threads"] = torch.get_num_threads()
     row["pid"] = os.getpid()
+
+
+def child_main(cell: dict[str, Any], settings: dict[str, Any], conn: Any, log_path: str) -> None:
+    """Entry point of a cell process (forked from the cell server): run, send the row back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what an interrupt means
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    row = run_cell(cell, settings)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    conn.send(row)
+    conn.close()

@@ -101,7 +101,7 @@ def cmd_models_build(args: argparse.Namespace) -> int:
     sizes = list(reference.SIZES) if args.size == "all" else [args.size]
     for size in sizes:
         card = reference.build(size, steps=args.steps, out=Path(args.output) if args.output else None,
-                               log=lambda s: print(f"[{size}] {s}", flush=True))
+                               log=lambda s, size=size: print(f"[{size}] {s}", flush=True))
         print(f"{size}: {card['params']:,} parameters, held-out perplexity {card['heldout_perplexity']:.3f} "
               f"vs bigram baseline {card['bigram_heldout_perplexity']:.3f}; hash {card['hash'][:12]}; {card['path']}")
     return EXIT_OK

@@ -7,7 +7,8 @@ their return values are ignored, and one that raises costs a warning line, not t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pluggy
 
@@ -82,6 +83,14 @@ class Registry(Generic[T]):
         return sorted(self.items)
 
 
+IN_PROCESS = "(in-process)"
+
+
+def _where(name: str, dist: str, version: str) -> str:
+    """How a plugin is named in every message: plugin 'x' (dist y 1.2)."""
+    return f"plugin {name!r} (in-process)" if dist == IN_PROCESS else f"plugin {name!r} (dist {dist} {version})"
+
+
 def _warn(line: str) -> None:
     print(f"optbench: {line}", file=sys.stderr)
 
@@ -122,27 +131,27 @@ class PluginManager:
             except BaseException as e:  # noqa: BLE001 - a broken plugin must not take the run down
                 if isinstance(e, KeyboardInterrupt):
                     raise
-                self._fail(f"plugin {ep.name!r} (dist {dist} {version}): {type(e).__name__}: {e}".rstrip(": "))
+                self._fail(f"{_where(ep.name, dist, version)}: {type(e).__name__}: {e}".rstrip(": "))
                 continue
             self.register(obj, ep.name, dist=dist, version=version)
         return self
 
-    def register(self, obj: Any, name: str, *, dist: str = "(in-process)", version: str = "") -> bool:
+    def register(self, obj: Any, name: str, *, dist: str = IN_PROCESS, version: str = "") -> bool:
         """Register a plugin module or object; validates its hooks at once."""
         if name in self.disabled:
             return False
         try:
             self.pm.register(obj, name=name)
         except pluggy.PluginValidationError as e:
-            self._fail(f"plugin {name!r} (dist {dist} {version}): {e}".rstrip())
+            self._fail(f"{_where(name, dist, version)}: {e}".rstrip())
             return False
         except ValueError as e:
-            self._fail(f"plugin {name!r} (dist {dist} {version}): {e}")
+            self._fail(f"{_where(name, dist, version)}: {e}")
             return False
-        unknown = [h for h in dir(obj) if h.startswith("optbench_") and not hasattr(self.pm.hook, h)]
+        unknown = [h for h in dir(obj) if h.startswith("optbench_") and getattr(getattr(self.pm.hook, h, None), "spec", None) is None]
         for h in unknown:
             known = [n for n in dir(hookspecs) if n.startswith("optbench_")]
-            self._fail(f"plugin {name!r} (dist {dist} {version}): unknown hook {h!r}{did_you_mean(h, known)}; it is ignored")
+            self._fail(f"{_where(name, dist, version)}: unknown hook {h!r}{did_you_mean(h, known)}; it is ignored")
         module = getattr(obj, "__name__", type(obj).__module__)
         path = getattr(sys.modules.get(module), "__file__", "") or ""
         self.info[name] = PluginInfo(name, dist, version, module, path, hooks=self._hooknames_of(name))
@@ -171,10 +180,10 @@ class PluginManager:
         caller = getattr(self.pm.hook, f"optbench_register_{kind}")
         # one plugin at a time, so each registration is attributed and a raising plugin
         # costs only its own contributions
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():  # registration order: built-ins first
             plugin = impl.plugin_name
             info = self.info.get(plugin)
-            where = f"plugin {plugin!r} (dist {info.dist} {info.version})" if info else f"plugin {plugin!r}"
+            where = _where(plugin, info.dist, info.version) if info else f"plugin {plugin!r}"
 
             def register(obj: Any, _plugin: str = plugin, _where: str = where) -> None:
                 try:
@@ -222,15 +231,15 @@ class PluginManager:
 
     def _notify(self, hookname: str, **kwargs: Any) -> None:
         caller = getattr(self.pm.hook, hookname)
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():  # registration order: built-ins first
             if self.trace:
                 self._trace_line(f"call {hookname} -> {impl.plugin_name}")
             try:
                 impl.function(**{k: kwargs[k] for k in impl.argnames})
             except Exception as e:  # noqa: BLE001
                 info = self.info.get(impl.plugin_name)
-                dist = f" (dist {info.dist} {info.version})" if info else ""
-                self._fail(f"plugin {impl.plugin_name!r}{dist}: {hookname} raised {type(e).__name__}: {e}")
+                where = _where(impl.plugin_name, info.dist, info.version) if info else f"plugin {impl.plugin_name!r}"
+                self._fail(f"{where}: {hookname} raised {type(e).__name__}: {e}")
 
     def cell_started(self, cell: dict[str, Any]) -> None:
         self._notify("optbench_cell_started", cell=cell)

@@ -13,15 +13,15 @@ import datetime as dt
 import multiprocessing as mp
 import os
 import signal
-import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import envinfo
-from .cell import SCHEMA
+from .cell import SCHEMA, child_main
 from .manager import PluginManager
 from .results import RUN, ResultsFile, latest_by_cell, write_json_atomic
 from .suite import Suite
@@ -50,20 +50,6 @@ class RunOutcome:
     reports: list[str]
 
 
-def _child_main(cell: dict[str, Any], settings: dict[str, Any], conn: Any, log_path: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what an interrupt means
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    from .cell import run_cell
-
-    row = run_cell(cell, settings)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    conn.send(row)
-    conn.close()
-
-
 def _noop() -> None:
     pass
 
@@ -83,7 +69,7 @@ class CellProcess:
 
     def __init__(self, ctx: Any, cell: dict[str, Any], settings: dict[str, Any], log_path: Path):
         self.parent, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_child_main, args=(cell, settings, child, str(log_path)), daemon=True)
+        self.proc = ctx.Process(target=child_main, args=(cell, settings, child, str(log_path)), daemon=True)
         self.started = time.perf_counter()
         self.proc.start()
         child.close()

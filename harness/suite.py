@@ -155,8 +155,12 @@ def _load_yaml(text: str, filename: str) -> tuple[Any, dict[tuple, int]]:
     constructor = yaml.SafeLoader("")
     errors: list[str] = []
 
+    plain = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+
     def build(n: yaml.Node, path: tuple) -> Any:
         lines.setdefault(path, n.start_mark.line + 1)
+        if type(n) in plain and n.tag != plain[type(n)]:
+            raise SuiteError([f"{filename}:{n.start_mark.line + 1}: malformed YAML: tag {n.tag!r} is not allowed in suites"])
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for k, v in n.value:
@@ -170,7 +174,11 @@ def _load_yaml(text: str, filename: str) -> tuple[Any, dict[tuple, int]]:
             return [build(v, path + (i,)) for i, v in enumerate(n.value)]
         return constructor.construct_object(n, deep=True)
 
-    data = build(node, ())
+    try:
+        data = build(node, ())
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise SuiteError([f"{filename}:{mark.line + 1 if mark else 1}: malformed YAML: {e.problem or e.context}"]) from None
     if errors:
         raise SuiteError(errors)
     return data, lines
@@ -266,7 +274,8 @@ def _format_schema_error(err: jsonschema.ValidationError) -> str:
         extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
         return "; ".join(f"unknown key {k!r} in {where}{did_you_mean(k, allowed)}" for k in extra) or err.message
     if v == "required":
-        return f"{where}: {err.message.replace(' is a required property', '')} is required"
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return f"missing required key {missing!r}" + ("" if where == "suite" else f" in {where}")
     if v == "type":
         return f"{where}: expected {err.validator_value if isinstance(err.validator_value, str) else ' or '.join(err.validator_value)}, got {err.instance!r}"
     if v == "enum":
@@ -277,6 +286,8 @@ def _format_schema_error(err: jsonschema.ValidationError) -> str:
     if v == "pattern":
         hint = " (write a percentage such as 1%)" if where.endswith("precision") else ""
         return f"{where}: {err.instance!r} is not valid{hint}"
+    if v == "oneOf" and where.endswith("precision"):
+        return f"{where}: expected a percentage such as '1%', got {err.instance!r}"
     if v == "oneOf":
         best = [e for e in (err.context or []) if e.validator not in ("type", "oneOf", "const")]
         if best:

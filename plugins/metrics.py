@@ -21,7 +21,6 @@ class Latency(Metric):
 
     def measure(self, ctx):
         import torch
-
         from optbench.measure import latency
 
         wl, m = ctx.workload, ctx.measure

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-
 def ratio_ci(base: list[float], other: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """median(base) / median(other) with a percentile-bootstrap 95% interval."""
     import numpy as np

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 CORPUS_FILE = "pydoc_corpus.json"
@@ -37,7 +37,7 @@ def split_of(name: str) -> str:
     return "heldout" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
-@lru_cache(maxsize=None)
+@cache
 def split_bytes(split: str) -> bytes:
     if split not in SPLITS:
         raise CorpusError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")

@@ -1,0 +1,154 @@
+"""The runner: each cell in its own process; crashes, hangs and errors cost one cell; resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import FAST_MEASURE, SMALL_MODEL, cli, make_dist, rows_of
+
+FAULTS_PLUGIN = """
+import os, signal, time
+from optbench import hookimpl, Technique, SkipCell
+
+class Crash(Technique):
+    name = "crash"
+    def apply(self, model, params, ctx):
+        os.kill(os.getpid(), signal.SIGKILL)   # what the OOM killer does
+
+class Hang(Technique):
+    name = "hang"
+    def apply(self, model, params, ctx):
+        time.sleep(120)
+        return model
+
+class Raise(Technique):
+    name = "raise"
+    def apply(self, model, params, ctx):
+        raise RuntimeError("deliberate failure")
+
+class Skip(Technique):
+    name = "skip"
+    def apply(self, model, params, ctx):
+        raise SkipCell("needs hardware this machine lacks")
+
+@hookimpl
+def optbench_register_techniques(register):
+    for t in (Crash(), Hang(), Raise(), Skip()):
+        register(t)
+"""
+
+
+@pytest.fixture
+def faults_env(tmp_path):
+    root = make_dist(tmp_path / "site", "optbench-faults", "0.1", "optbench_faults", FAULTS_PLUGIN, entry="faults")
+    return {"PYTHONPATH": str(root)}
+
+
+def suite_text(techniques: str, batch: str = "1", timeout: float = 60) -> str:
+    return f"""name: faults
+model: {SMALL_MODEL}
+workload: {{batch: {batch}, seq_len: 16}}
+measure: {FAST_MEASURE}
+timeout: {timeout}
+techniques: {techniques}
+"""
+
+
+def test_crash_hang_and_error_fail_only_their_cell_and_resume_reruns_them(tmp_path, faults_env):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(suite_text("[none, crash, hang, raise, skip]", timeout=20))
+    out = tmp_path / "out"
+    run = cli("run", str(suite), "-o", str(out), env_extra=faults_env)
+    assert run.returncode == 0, run.stderr
+    rows = {r["technique"]["label"]: r for r in rows_of(out)}
+    assert rows["none"]["status"] == "ok"
+    assert rows["crash"]["status"] == "failed" and "SIGKILL" in rows["crash"]["reason"]
+    assert rows["hang"]["status"] == "failed" and rows["hang"]["reason"] == "timed out after 20 s"
+    assert rows["raise"]["status"] == "failed"
+    assert rows["raise"]["reason"] == "technique 'raise': RuntimeError: deliberate failure"
+    assert "deliberate failure" in rows["raise"]["traceback"]
+    assert rows["skip"]["status"] == "skipped" and rows["skip"]["reason"] == "needs hardware this machine lacks"
+    report = (out / "report.md").read_text()
+    assert "3 failed, 1 skipped" in report and "timed out after 20 s" in report
+
+    # Running again resumes: the ok and skipped cells are not run again, failed ones are.
+    again = cli("run", str(suite), "-o", str(out), env_extra=faults_env, timeout=300)
+    assert "resuming" in again.stdout and "2 already done" in again.stdout
+    all_rows = rows_of(out)
+    assert [r["technique"]["label"] for r in all_rows].count("none") == 1
+    assert [r["technique"]["label"] for r in all_rows].count("raise") == 2
+
+
+def test_truncated_last_line_is_ignored_and_the_cell_rerun(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(suite_text("[none]", batch="[1, 2]"))
+    out = tmp_path / "out"
+    assert cli("run", str(suite), "-o", str(out)).returncode == 0
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    # a crash mid-write leaves half a line: keep the first row, cut the second in half
+    (out / "results.jsonl").write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    again = cli("run", str(suite), "-o", str(out))
+    assert again.returncode == 0, again.stderr
+    rows = rows_of_tolerant(out)
+    assert sorted(r["workload"]["batch"] for r in rows) == [1, 2]
+    assert "1 cells run, 1 already done" in again.stdout
+    assert cli("report", str(out)).returncode == 0
+
+
+def rows_of_tolerant(out):
+    rows = []
+    for line in (out / "results.jsonl").read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return rows
+
+
+def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(suite_text("[none]", batch="[1, 2, 3, 4, 5, 6]"))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "optbench", "run", str(suite), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    results = out / "results.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole process group
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stdout
+    finished = rows_of(out)
+    assert 1 <= len(finished) < 6 and all(r["status"] == "ok" for r in finished)
+    assert (out / "report.html").exists()
+    again = cli("run", str(suite), "-o", str(out))
+    assert again.returncode == 0
+    assert f"{6 - len(finished)} cells run, {len(finished)} already done" in again.stdout
+    assert sorted(r["workload"]["batch"] for r in rows_of(out)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_rows_record_what_produced_them(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(suite_text("[none]"))
+    out = tmp_path / "out"
+    assert cli("run", str(suite), "-o", str(out)).returncode == 0
+    (row,) = rows_of(out)
+    assert row["schema"] == 1 and row["status"] == "ok"
+    assert row["plugins"]["quantize"].startswith("optbench==")
+    assert row["backend_info"]["threads"] >= 1
+    lat = row["metrics"]["latency"]
+    assert lat["n"] >= 5 and len(lat["samples"]) == lat["n"]
+    assert lat["ci95"][0] <= lat["median"] <= lat["ci95"][1]
+    assert 0 < row["harness_overhead_s"] < row["seconds"]
+    run = json.loads((out / "run.json").read_text())
+    env = run["environment"]
+    assert env["cpu"] and env["packages"]["torch"] and env["plugins"]["cpu"].startswith("optbench==")
+    assert run["suite_sha256"] and run["segments"][0]["cells_todo"] == 1
