@@ -30,6 +30,17 @@ def _plugin_manager(settings: dict[str, Any]):
     return pm
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """A reason fit for one line of a table: first line, ANSI codes dropped, bounded length.
+
+    The full message stays in the row's traceback and the cell's log file.
+    """
+    import re
+
+    first = re.sub(r"\x1b\[[0-9;]*m", "", text).strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
 def run_cell(cell: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
@@ -40,10 +51,10 @@ def run_cell(cell: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         from .api import SkipCell
 
         if isinstance(e, SkipCell):
-            row.update(status="skipped", reason=str(e))
+            row.update(status="skipped", reason=one_line(str(e)))
         else:
             where = row.pop("_phase", "")
-            row.update(status="failed", reason=f"{where}{type(e).__name__}: {e}".strip(),
+            row.update(status="failed", reason=one_line(f"{where}{type(e).__name__}: {e}"),
                        traceback=traceback.format_exc(limit=12))
     row.pop("_phase", None)
     phases["total_in_process"] = time.perf_counter() - t_start
@@ -80,6 +91,8 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
     source = pm.models().get(cell["model"]["source"])
     ctx = CellContext(cell=cell, backend=backend, device=backend.device, seed=cell["seed"],
                       dataset=pm.datasets().get(cell["data"]["name"]))
+    if settings.get("cache_dir"):
+        ctx.shared["cache_dir"] = settings["cache_dir"]
     model_params = {k: v for k, v in cell["model"].items() if k != "source"}
     row["_phase"] = "loading the model: "
     model, meta = source.load(model_params, ctx)
@@ -92,21 +105,26 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
     metrics.sort(key=lambda m: m.name == "memory")
     needs_baseline = [m for m in metrics if hasattr(m, "setup")]
     t = time.perf_counter()
-    if needs_baseline:
+    if needs_baseline and tech_spec == base_spec:
+        ctx.baseline_model = model  # the technique is the baseline: nothing to build
+        for m in needs_baseline:
+            m.setup(ctx)
+        ctx.baseline_model = None
+    elif needs_baseline:
         row["_phase"] = "building the baseline: "
         baseline = copy.deepcopy(model)
         if base_spec["name"] != "none":
             baseline = pm.techniques().get(base_spec["name"]).apply(baseline, base_spec["params"], ctx)
         ctx.baseline_model = backend.prepare(baseline, ctx)
         for m in needs_baseline:
-            row["_phase"] = f"metric {m.name!r} setup: "
+            row["_phase"] = f"metric {m.name!r} setup from {pm.owner_where('metrics', m.name)}: "
             m.setup(ctx)
         ctx.baseline_model = None
         del baseline
     phases["baseline"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    row["_phase"] = f"technique {tech_spec['label']!r}: "
+    row["_phase"] = f"technique {tech_spec['label']!r} from {pm.owner_where('techniques', tech_spec['name'])}: "
     model = technique.apply(model, dict(tech_spec["params"]), ctx)
     if model is None:
         raise TypeError(f"technique {tech_spec['name']!r} returned None from apply(); it must return the model")
@@ -115,7 +133,7 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
 
     for m in metrics:
         t = time.perf_counter()
-        row["_phase"] = f"metric {m.name!r}: "
+        row["_phase"] = f"metric {m.name!r} from {pm.owner_where('metrics', m.name)}: "
         try:
             values = m.measure(ctx)
         except SkipCell:

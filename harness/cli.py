@@ -70,6 +70,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check_plugins(args)
     pm = _pm(args)
     pm.collect_all()
     infos = [i.to_dict() for i in pm.info.values()]
@@ -81,9 +83,23 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         rows = [[i["name"], f"{i['dist']} {i['version']}", i["module"], ", ".join(h.replace("optbench_", "") for h in i["hooks"]),
                  "; ".join(f"{k}: {', '.join(v)}" for k, v in i["provides"].items())] for i in infos]
         print(tabulate(rows, headers=["plugin", "distribution", "module", "hooks", "provides"], tablefmt="simple"))
-    if args.check and pm.errors:
-        return EXIT_ERROR
     return EXIT_OK
+
+
+def _check_plugins(args: argparse.Namespace) -> int:
+    """Load every plugin, collect every registry, check each object; run nothing."""
+    from . import manager as plugins
+
+    pm = plugins.load(strict=args.strict, disabled=_disabled(args), warn=lambda line: None)
+    problems = pm.check()
+    if args.json:
+        print(json.dumps({"ok": not problems, "plugins": [i.to_dict() for i in pm.info.values()], "problems": problems}, indent=2))
+    else:
+        for line in problems:
+            print(line)
+        n = len(pm.info)
+        print(f"{n} plugins OK" if not problems else f"{len(problems)} problem{'s' * (len(problems) != 1)} in {n} plugins loaded")
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -148,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plugins", help="list installed plugins, versions, modules and hooks")
     pl.add_argument("--json", action="store_true")
-    pl.add_argument("--check", action="store_true", help="exit 2 if any plugin fails to load or register")
+    pl.add_argument("--check", action="store_true",
+                    help="validate every installed plugin without running anything: one line per problem, exit 2 if any")
     plugin_opts(pl)
     pl.set_defaults(fn=cmd_plugins)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class Registry(Generic[T]):
 
     def add(self, obj: T, plugin: str) -> None:
         base = REGISTRY_TYPES[self.kind]
+        if isinstance(obj, type) and issubclass(obj, base):
+            raise PluginError(f"registered the class {obj.__name__!r} instead of an instance; call register({obj.__name__}())")
         if not isinstance(obj, base):
             raise PluginError(f"registered {type(obj).__name__!r} as one of its {self.kind}, which must be a {base.__name__} instance")
         if not getattr(obj, "name", "") or not isinstance(obj.name, str):
@@ -124,7 +127,13 @@ class PluginManager:
         for ep in eps:
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
-            if ep.name in self.disabled or ep.name in self.info:
+            if ep.name in self.disabled:
+                continue
+            if ep.name in self.info:
+                taken = self.info[ep.name]
+                if taken.dist != dist:  # the same distribution seen twice on the path is not a clash
+                    self._fail(f"{_where(ep.name, dist, version)}: the plugin name {ep.name!r} is taken by "
+                               f"{_where(ep.name, taken.dist, taken.version)}; it is not loaded (rename its entry point)")
                 continue
             try:
                 obj = ep.load()
@@ -143,20 +152,35 @@ class PluginManager:
         try:
             self.pm.register(obj, name=name)
         except pluggy.PluginValidationError as e:
-            self._fail(f"{_where(name, dist, version)}: {e}".rstrip())
+            self._fail(f"{_where(name, dist, version)}: {self._validation_line(e)}")
             return False
         except ValueError as e:
             self._fail(f"{_where(name, dist, version)}: {e}")
             return False
-        unknown = [h for h in dir(obj) if h.startswith("optbench_") and getattr(getattr(self.pm.hook, h, None), "spec", None) is None]
-        for h in unknown:
-            known = [n for n in dir(hookspecs) if n.startswith("optbench_")]
-            self._fail(f"{_where(name, dist, version)}: unknown hook {h!r}{did_you_mean(h, known)}; it is ignored")
+        known = [n for n in dir(hookspecs) if n.startswith("optbench_")]
+        for attr in dir(obj):
+            opts = self.pm.parse_hookimpl_opts(obj, attr)
+            marked = opts is not None
+            if not (marked or attr.startswith("optbench_")):
+                continue
+            h = (opts or {}).get("specname") or attr
+            if h not in known:
+                self._fail(f"{_where(name, dist, version)}: unknown hook {h!r}{did_you_mean(h, known)}; it is ignored")
+            elif not marked and callable(getattr(obj, attr, None)):
+                self._fail(f"{_where(name, dist, version)}: {h!r} is not decorated with @hookimpl; it is ignored")
         module = getattr(obj, "__name__", type(obj).__module__)
         path = getattr(sys.modules.get(module), "__file__", "") or ""
         self.info[name] = PluginInfo(name, dist, version, module, path, hooks=self._hooknames_of(name))
         self._registries.clear()
         return True
+
+    def _validation_line(self, e: pluggy.PluginValidationError) -> str:
+        """pluggy's several-line message as one line, with the arguments the hook really has."""
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        hook = re.search(r"for hook '(\w+)'", lines[0]) if lines else None
+        spec = getattr(getattr(self.pm.hook, hook.group(1), None), "spec", None) if hook else None
+        line = "; ".join(lines[1:]) or str(e)
+        return line + (f" (the hook's arguments: {', '.join(spec.argnames)})" if spec else "")
 
     def _hooknames_of(self, plugin_name: str) -> list[str]:
         out = []
@@ -227,6 +251,19 @@ class PluginManager:
         for kind in REGISTRY_TYPES:
             self._collect(kind)
 
+    def check(self) -> list[str]:
+        """Every problem of the loaded plugins, one line each; runs no cell, model or technique.
+
+        Loading and registration problems first, then each registered object checked
+        against its protocol in :mod:`optbench.api` (see :func:`check_object`).
+        """
+        self.collect_all()
+        problems = list(self.errors)
+        for kind in REGISTRY_TYPES:
+            for obj in self._collect(kind):
+                problems += [f"{self.owner_where(kind, obj.name)}: {kind[:-1]} {obj.name!r}: {p}" for p in check_object(kind, obj)]
+        return problems
+
     # --- lifecycle (observers: a raising one costs a line, not the run) ------------------
 
     def _notify(self, hookname: str, **kwargs: Any) -> None:
@@ -256,6 +293,12 @@ class PluginManager:
         """Plugin name -> ``dist==version``, recorded in every result row."""
         return {n: f"{i.dist}=={i.version}" for n, i in sorted(self.info.items())}
 
+    def owner_where(self, kind: str, name: str) -> str:
+        """How the plugin behind a registered object is named in messages: plugin 'x' (dist y 1.2)."""
+        plugin = self._collect(kind).owner.get(name, "")
+        info = self.info.get(plugin)
+        return _where(plugin, info.dist, info.version) if info else f"plugin {plugin!r}"
+
     def owner_version(self, kind: str, name: str) -> str:
         reg = self._collect(kind)
         plugin = reg.owner.get(name, "")
@@ -274,10 +317,64 @@ class PluginManager:
         self._trace_line(f"done {hook_name}")
 
 
+PARAM_TYPES = (bool, int, float, str, list, type(None))
+#: the method each kind of object must implement
+REQUIRED_METHOD = {"techniques": "apply", "models": "load", "datasets": "load", "metrics": "measure", "reporters": "render"}
+
+
+def check_object(kind: str, obj: PluginObject) -> list[str]:
+    """Problems of one registered object against its protocol; reads attributes, calls only ``validate``."""
+    problems: list[str] = []
+    if not isinstance(obj.description, str):
+        problems.append(f"description must be a string, got {type(obj.description).__name__}")
+    params, choices = obj.params, obj.choices
+    if not isinstance(params, dict):
+        problems.append(f"params must be a dict of defaults, got {type(params).__name__}")
+        params = {}
+    for k, v in params.items():
+        if not isinstance(v, PARAM_TYPES):
+            problems.append(f"param {k!r} has a default of type {type(v).__name__}; use bool, int, float, str, list or None")
+    if not isinstance(choices, dict):
+        problems.append(f"choices must be a dict of param -> allowed values, got {type(choices).__name__}")
+        choices = {}
+    for k, allowed in choices.items():
+        if k not in params:
+            problems.append(f"choices names {k!r}, which is not one of its params{did_you_mean(str(k), params)}")
+        elif not isinstance(allowed, (list, tuple)) or not allowed:
+            problems.append(f"choices for {k!r} must be a non-empty list, got {allowed!r}")
+        elif params[k] is not None and params[k] not in allowed:
+            problems.append(f"default {k}={params[k]!r} is not one of its choices ({', '.join(map(str, allowed))})")
+    method = REQUIRED_METHOD.get(kind)
+    base = REGISTRY_TYPES[kind]
+    if method and getattr(type(obj), method, None) is getattr(base, method):
+        problems.append(f"does not implement {method}()")
+    if kind == "techniques":
+        from .api import TECHNIQUE_KINDS
+
+        if obj.kind not in TECHNIQUE_KINDS:
+            problems.append(f"kind {obj.kind!r} is not one of {', '.join(TECHNIQUE_KINDS)}{did_you_mean(str(obj.kind), TECHNIQUE_KINDS)}")
+        if not isinstance(obj.preload, (tuple, list)) or not all(isinstance(m, str) for m in obj.preload):
+            problems.append(f"preload must be a tuple of module names, got {obj.preload!r}")
+    elif kind == "backends":
+        if not isinstance(obj.device, str) or not obj.device:
+            problems.append(f"device must be a non-empty string such as 'cpu' or 'cuda', got {obj.device!r}")
+    elif kind == "reporters":
+        if not isinstance(obj.filename, str) or not obj.filename:
+            problems.append("has no filename (the file it writes into the results directory)")
+    if not problems and params:
+        try:
+            rejected = obj.validate(dict(params))
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"validate() raised {type(e).__name__}: {e} on its own defaults")
+        else:
+            problems += [f"its own defaults fail validate(): {p}" for p in rejected or []]
+    return problems
+
+
 def load(*, strict: bool = False, disabled: Iterable[str] = (), warn: Callable[[str], None] = _warn) -> PluginManager:
     """A plugin manager with every installed ``optbench`` entry point loaded."""
     return PluginManager(strict=strict, disabled=disabled, warn=warn).load_entrypoints()
 
 
-__all__ = ["PluginManager", "PluginError", "Registry", "load", "did_you_mean",
+__all__ = ["PluginManager", "PluginError", "Registry", "load", "did_you_mean", "check_object",
            "Technique", "Backend", "ModelSource", "Dataset", "Metric", "Reporter"]

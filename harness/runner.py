@@ -165,7 +165,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     }
     write_json_atomic(run_meta_path, meta)
 
-    settings = {"strict": opts.strict, "disabled": list(opts.disabled), "inline": opts.inline_plugins}
+    settings = {"strict": opts.strict, "disabled": list(opts.disabled), "inline": opts.inline_plugins,
+                "cache_dir": str(out / "cache")}
     preload = list(BASE_PRELOAD)
     for t in {c["technique"]["name"] for c in todo}:
         preload += list(pm.techniques().get(t).preload)
@@ -224,6 +225,10 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     meta["segments"][-1].update(finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), cells_run=ran, interrupted=interrupted)
     write_json_atomic(run_meta_path, meta)
     rows = list(latest_by_cell(results.rows()).values())
+    if not interrupted:
+        import shutil
+
+        shutil.rmtree(out / "cache", ignore_errors=True)  # only a resumed run would reuse it
     reports: list[str] = []
     if opts.report:
         from .reporting import render_all

@@ -32,7 +32,7 @@ MEASURE_DEFAULTS: dict[str, Any] = {
     "max_time_s": 30.0,
     "precision": None,
     "metrics": DEFAULT_METRICS,
-    "eval_tokens": 32768,
+    "eval_tokens": 16384,  # the first 128 windows of 128 tokens; null for the whole split
     "eval_seq_len": 128,
     "unstable_ratio": 1.5,
 }
@@ -120,7 +120,7 @@ def json_schema(pm: PluginManager | None = None) -> dict:
                     "max_time_s": {"type": "number", "exclusiveMinimum": 0},
                     "precision": {"oneOf": [{"type": "null"}, {"type": "string", "pattern": r"^\d+(\.\d+)?%$"}]},
                     "metrics": {"type": "array", "items": {"type": "string"}},
-                    "eval_tokens": {"type": "integer", "minimum": 1},
+                    "eval_tokens": {"type": ["integer", "null"], "minimum": 1, "description": "tokens of the split to evaluate, from its start (default 16384; null: all)"},
                     "eval_seq_len": {"type": "integer", "minimum": 2},
                     "unstable_ratio": {"type": "number", "exclusiveMinimum": 1},
                 },

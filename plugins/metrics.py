@@ -15,6 +15,15 @@ def _eval_windows(ctx):
     return ctx.shared["eval_windows"]
 
 
+def _logits(ctx):
+    """The measured model's logits on the evaluation windows, computed once per cell."""
+    if "logits" not in ctx.shared:
+        from optbench.measure.accuracy import logits_for
+
+        ctx.shared["logits"] = logits_for(ctx.model, _eval_windows(ctx), device=ctx.device)
+    return ctx.shared["logits"]
+
+
 class Latency(Metric):
     name = "latency"
     description = "forward-pass latency: median, p90, mean, 95% CI of the median, unstable flag"
@@ -53,7 +62,8 @@ class Memory(Metric):
 
         b = memory.model_bytes(ctx.model)
         out = {
-            "model_bytes": {"value": b["param_bytes"] + b["buffer_bytes"], "unit": "B"},
+            # what the model stores: parameters and buffers, a tensor shared by several layers once
+            "model_bytes": {"value": b["unique_bytes"], "unit": "B"},
             "param_bytes": {"value": b["param_bytes"], "unit": "B"},
             "unique_param_bytes": {"value": b["unique_bytes"], "unit": "B"},
             "serialized_bytes": {"value": memory.serialized_bytes(ctx.model), "unit": "B"},
@@ -63,6 +73,18 @@ class Memory(Metric):
         if gpu is not None:
             out["gpu_peak_allocated"] = {"value": gpu, "unit": "B"}
         return out
+
+
+def _linear_sparsity(model):
+    """Exact fraction of zero entries over plain (unquantized) Linear weights, or None."""
+    import torch
+
+    zeros = total = 0
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear) and type(m.weight) in (torch.Tensor, torch.nn.Parameter):
+            zeros += int((m.weight == 0).sum())
+            total += m.weight.numel()
+    return zeros / total if total else None
 
 
 class Cost(Metric):
@@ -79,6 +101,9 @@ class Cost(Metric):
                "flops_per_token": {"value": f["flops_per_token"], "unit": "FLOP"}}
         if f["notes"]:
             out["flops_per_token"]["notes"] = f["notes"]
+        sparsity = _linear_sparsity(ctx.model)
+        if sparsity is not None:
+            out["weight_sparsity"] = {"value": sparsity, "unit": "fraction", "scope": "Linear weights"}
         return out
 
 
@@ -87,9 +112,9 @@ class Accuracy(Metric):
     description = "held-out perplexity and next-token top-1 accuracy (batch-size independent)"
 
     def measure(self, ctx):
-        from optbench.measure.accuracy import evaluate
+        from optbench.measure.accuracy import score_logits
 
-        r = evaluate(ctx.model, _eval_windows(ctx), device=ctx.device)
+        r = score_logits(_logits(ctx), _eval_windows(ctx))
         return {
             "perplexity": {"value": r.perplexity, "unit": "", "tokens": r.tokens, "split": ctx.cell["data"]["split"]},
             "top1_accuracy": {"value": r.top1, "unit": "fraction"},
@@ -101,15 +126,47 @@ class Fidelity(Metric):
     description = "agreement with the suite's baseline: mean per-token KL(baseline || this), top-1 agreement"
 
     def setup(self, ctx):
-        """Called with the baseline model before the technique is applied."""
+        """Called with the baseline model before the technique is applied.
+
+        The baseline's logits are computed once per run and cached in the run directory
+        (keyed by model, baseline technique, backend and evaluation windows); a cell whose
+        technique is the baseline compares the model with itself and computes nothing extra.
+        """
+        import hashlib
+        import json
+        import os
+
+        import torch
         from optbench.measure.accuracy import logits_for
 
-        ctx.shared["baseline_logits"] = logits_for(ctx.baseline_model, _eval_windows(ctx), device=ctx.device)
+        cell = ctx.cell
+        if cell["technique"] == cell["baseline"]:
+            ctx.shared["baseline_is_self"] = True
+            return
+        windows = _eval_windows(ctx)
+        ident = json.dumps([cell["model"], cell.get("model_fingerprint"), cell["baseline"], cell["backend"], cell["data"],
+                            list(windows.shape), int(windows.sum())], sort_keys=True, default=str)
+        cache_dir = ctx.shared.get("cache_dir")
+        path = os.path.join(cache_dir, f"baseline-logits-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.pt") if cache_dir else None
+        if path and os.path.exists(path):
+            try:
+                ctx.shared["baseline_logits"] = torch.load(path, weights_only=True)
+                return
+            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+                pass
+        logits = logits_for(ctx.baseline_model, windows, device=ctx.device)
+        ctx.shared["baseline_logits"] = logits
+        if path:
+            os.makedirs(cache_dir, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            torch.save(logits, tmp)
+            os.replace(tmp, path)
 
     def measure(self, ctx):
-        from optbench.measure.accuracy import fidelity, logits_for
+        from optbench.measure.accuracy import fidelity
 
-        r = fidelity(ctx.shared["baseline_logits"], logits_for(ctx.model, _eval_windows(ctx), device=ctx.device))
+        logits = _logits(ctx)
+        r = fidelity(logits if ctx.shared.get("baseline_is_self") else ctx.shared["baseline_logits"], logits)
         return {"kl_divergence": {"value": r.kl, "unit": "nats/token"},
                 "top1_agreement": {"value": r.top1_agreement, "unit": "fraction"}}
 

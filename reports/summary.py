@@ -104,6 +104,8 @@ def fmt_speed(s: tuple[float, float, float] | None) -> str:
     if lo == lo and hi == hi:  # not NaN; the interval is written in the same direction as the point
         a, b = (lo, hi) if point >= 1 else (1 / hi, 1 / lo)
         text += f" [{a:.2f}, {b:.2f}]"
+        if lo <= 1 <= hi:
+            text += " (within noise)"  # the interval includes "no change"
     return text
 
 
@@ -124,7 +126,9 @@ def fmt_bytes(n: float | None) -> str:
 
 
 def fmt_pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.2f}%"
+    if x is None:
+        return "n/a"
+    return f"{x * 100:+.2f}%" if x == 0 or abs(x) >= 1e-4 else f"{x * 100:+.4f}%"
 
 
 def _sentence(label: str, comps: list[Comparison]) -> str:

@@ -12,7 +12,7 @@ import time
 import pytest
 from helpers import FAST_MEASURE, SMALL_MODEL, cli, make_dist, rows_of
 
-FAULTS_PLUGIN = """
+FAULTS_PLUGIN = r"""
 import os, signal, time
 from optbench import hookimpl, Technique, SkipCell
 
@@ -32,6 +32,11 @@ class Raise(Technique):
     def apply(self, model, params, ctx):
         raise RuntimeError("deliberate failure")
 
+class Multiline(Technique):
+    name = "multiline"
+    def apply(self, model, params, ctx):
+        raise RuntimeError("first line\n\x1b[1msecond line\x1b[0m\nthird")
+
 class Skip(Technique):
     name = "skip"
     def apply(self, model, params, ctx):
@@ -39,7 +44,7 @@ class Skip(Technique):
 
 @hookimpl
 def optbench_register_techniques(register):
-    for t in (Crash(), Hang(), Raise(), Skip()):
+    for t in (Crash(), Hang(), Raise(), Multiline(), Skip()):
         register(t)
 """
 
@@ -62,7 +67,7 @@ techniques: {techniques}
 
 def test_crash_hang_and_error_fail_only_their_cell_and_resume_reruns_them(tmp_path, faults_env):
     suite = tmp_path / "s.yaml"
-    suite.write_text(suite_text("[none, crash, hang, raise, skip]", timeout=20))
+    suite.write_text(suite_text("[none, crash, hang, raise, multiline, skip]", timeout=20))
     out = tmp_path / "out"
     run = cli("run", str(suite), "-o", str(out), env_extra=faults_env)
     assert run.returncode == 0, run.stderr
@@ -71,11 +76,13 @@ def test_crash_hang_and_error_fail_only_their_cell_and_resume_reruns_them(tmp_pa
     assert rows["crash"]["status"] == "failed" and "SIGKILL" in rows["crash"]["reason"]
     assert rows["hang"]["status"] == "failed" and rows["hang"]["reason"] == "timed out after 20 s"
     assert rows["raise"]["status"] == "failed"
-    assert rows["raise"]["reason"] == "technique 'raise': RuntimeError: deliberate failure"
+    assert rows["raise"]["reason"] == "technique 'raise' from plugin 'faults' (dist optbench-faults 0.1): RuntimeError: deliberate failure"
     assert "deliberate failure" in rows["raise"]["traceback"]
+    assert rows["multiline"]["reason"].endswith("RuntimeError: first line")  # reasons are one line
+    assert "second line" in rows["multiline"]["traceback"]
     assert rows["skip"]["status"] == "skipped" and rows["skip"]["reason"] == "needs hardware this machine lacks"
     report = (out / "report.md").read_text()
-    assert "3 failed, 1 skipped" in report and "timed out after 20 s" in report
+    assert "4 failed, 1 skipped" in report and "timed out after 20 s" in report
 
     # Running again resumes: the ok and skipped cells are not run again, failed ones are.
     again = cli("run", str(suite), "-o", str(out), env_extra=faults_env, timeout=300)
@@ -83,6 +90,7 @@ def test_crash_hang_and_error_fail_only_their_cell_and_resume_reruns_them(tmp_pa
     all_rows = rows_of(out)
     assert [r["technique"]["label"] for r in all_rows].count("none") == 1
     assert [r["technique"]["label"] for r in all_rows].count("raise") == 2
+    assert "2 already done" in again.stdout
 
 
 def test_truncated_last_line_is_ignored_and_the_cell_rerun(tmp_path):

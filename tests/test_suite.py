@@ -47,7 +47,7 @@ def test_cell_keys_are_stable_and_change_with_config(pm):
 
 def test_typo_in_technique_says_did_you_mean_with_line(pm):
     lines = errors_of(GOOD.replace("quantize:", "quantise:"), pm)
-    assert lines == ["s.yaml:7: unknown technique 'quantise' (did you mean 'quantize'?); available: none, quantize"]
+    assert lines == ["s.yaml:7: unknown technique 'quantise' (did you mean 'quantize'?); available: none, prune, quantize, share"]
 
 
 def test_unknown_backend_metric_and_param_value(pm):
@@ -127,7 +127,7 @@ def test_validate_cli(write_suite):
     assert ok.returncode == 0 and "ok (8 cells" in ok.stdout
     bad = cli("validate", str(write_suite(GOOD.replace("quantize:", "quantise:"), "bad.yaml")))
     assert bad.returncode == 2
-    assert bad.stderr.strip().endswith("bad.yaml:7: unknown technique 'quantise' (did you mean 'quantize'?); available: none, quantize")
+    assert bad.stderr.strip().endswith("bad.yaml:7: unknown technique 'quantise' (did you mean 'quantize'?); available: none, prune, quantize, share")
     assert "Traceback" not in bad.stderr
     missing = cli("validate", "no-such-suite.yaml")
     assert missing.returncode == 2 and "no-such-suite.yaml:0: cannot read suite" in missing.stderr

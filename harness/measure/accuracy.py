@@ -36,21 +36,17 @@ class AccuracyResult:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, windows: torch.Tensor, batch_size: int = 8, device: str = "cpu") -> AccuracyResult:
-    model.eval()
-    nll_sum = 0.0
-    correct = 0
-    tokens = 0
-    for i in range(0, len(windows), batch_size):
-        w = windows[i : i + batch_size].to(device)
-        logits = model(w[:, :-1]).float()
-        target = w[:, 1:]
-        logp = F.log_softmax(logits, dim=-1)
-        tok_nll = -logp.gather(-1, target[..., None]).squeeze(-1)
-        nll_sum += tok_nll.double().sum(dim=1).sum().item()
-        correct += (logits.argmax(-1) == target).sum().item()
-        tokens += target.numel()
-    nll = nll_sum / tokens
-    return AccuracyResult(perplexity=math.exp(nll), nll=nll, top1=correct / tokens, tokens=tokens)
+    return score_logits(logits_for(model, windows, batch_size, device), windows)
+
+
+def score_logits(logits: torch.Tensor, windows: torch.Tensor) -> AccuracyResult:
+    """Perplexity and top-1 accuracy of next-token logits ``[n, seq_len, vocab]`` for ``windows``."""
+    target = windows[:, 1:].to(logits.device)
+    logp = F.log_softmax(logits.float(), dim=-1)
+    tok_nll = -logp.gather(-1, target[..., None]).squeeze(-1)
+    nll = tok_nll.double().sum().item() / target.numel()
+    correct = (logits.argmax(-1) == target).sum().item()
+    return AccuracyResult(perplexity=math.exp(nll), nll=nll, top1=correct / target.numel(), tokens=target.numel())
 
 
 @torch.no_grad()

@@ -41,6 +41,17 @@ def model_bytes(model: torch.nn.Module) -> dict[str, int]:
         if id(buf) not in seen:
             seen.add(id(buf))
             unique += b
+    for m in model.modules():
+        # torch.ao's dynamically quantized Linear keeps its weights in packed params,
+        # which are neither parameters nor buffers
+        weight_bias = getattr(m, "_weight_bias", None)
+        if callable(weight_bias) and isinstance(getattr(m, "_packed_params", None), torch.nn.Module):
+            w, bias = weight_bias()
+            b = w.numel() * w.element_size() + (bias.numel() * bias.element_size() if bias is not None else 0)
+            if w.is_quantized and w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+                b += tensor_bytes(w.q_per_channel_scales()) + tensor_bytes(w.q_per_channel_zero_points())
+            params += b
+            unique += b
     return {"param_bytes": params, "buffer_bytes": buffers, "unique_bytes": unique}
 
 
