@@ -130,6 +130,8 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
         raise TypeError(f"technique {tech_spec['name']!r} returned None from apply(); it must return the model")
     ctx.model = backend.prepare(model, ctx)
     phases["apply"] = time.perf_counter() - t
+    if "technique_info" in ctx.shared:
+        row["technique_info"] = ctx.shared["technique_info"]  # e.g. a trained student's loss curve
 
     for m in metrics:
         t = time.perf_counter()

@@ -277,7 +277,7 @@ def _row(cell: dict[str, Any], child: dict[str, Any], run_id: str, pm: PluginMan
     if child["status"] == "ok":
         # what the harness itself cost: process start, plugin and model loading, transport
         row["harness_overhead_s"] = round(max(wall - measured, 0.0), 4)
-    for k in ("unstable", "backend_info", "model_info", "plugin_of", "threads", "traceback"):
+    for k in ("unstable", "backend_info", "model_info", "plugin_of", "threads", "traceback", "technique_info"):
         if k in child:
             row[k] = child[k]
     return row

@@ -154,3 +154,25 @@ def test_bad_sharing_parameters(pm):
     with pytest.raises(SuiteError) as e:
         parse_suite("name: x\ntechniques: [none, {share: {method: cluster, bits: 12}}]\n", "s.yaml", pm)
     assert e.value.lines == ["s.yaml:2: technique 'share': bits must be between 1 and 8 (indices are stored as uint8), got 12"]
+
+
+def test_distillation_trains_a_smaller_student_and_the_control_never_asks_the_teacher(tiny):
+    from optbench.plugins.distill import Distill, train_student
+
+    params = {**Distill.params, "student_depth": 1, "student_width": 64, "student_heads": 2, "steps": 3, "batch": 2, "seq_len": 16}
+    student, info = train_student(tiny, params, corpus.split_bytes("train"))
+    assert len(student.blocks) == 1 and student.config.width == 64
+    assert info["student_params"] == sum(p.numel() for p in student.parameters()) < 0.2 * sum(p.numel() for p in tiny.parameters())
+    assert len(info["curve"]) == 3 and all(c["loss"] > 0 for c in info["curve"])
+
+    class NoTeacher(torch.nn.Module):
+        config = tiny.config
+
+        def forward(self, x):
+            raise AssertionError("the control must not consult the teacher")
+
+    control, _ = train_student(NoTeacher(), {**params, "alpha": 0.0}, corpus.split_bytes("train"))
+    again, _ = train_student(NoTeacher(), {**params, "alpha": 0.0}, corpus.split_bytes("train"))
+    assert torch.equal(control.head.weight, again.head.weight)  # fixed seed: the same student
+    assert not torch.equal(control.head.weight, student.head.weight)  # the teacher changed the training
+    assert Distill().label({**params, "alpha": 0.0}) == "student-only-d1w64" and Distill().label(params) == "distill-d1w64"
