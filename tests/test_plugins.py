@@ -30,13 +30,13 @@ def optbench_register_techniques(register):
     register(AddNoise())
 """
 
-BUILTINS = {"baseline", "reference", "metrics", "reporters", "cpu", "cuda", "quantize", "prune", "share"}
+BUILTINS = {"baseline", "reference", "metrics", "reporters", "cpu", "cuda", "quantize", "prune", "share", "distill"}
 
 
 def test_builtins_load_through_entry_points(pm):
     assert BUILTINS <= set(pm.info)
     assert all(pm.info[n].dist == "optbench" for n in BUILTINS)
-    assert pm.techniques().names() == ["none", "prune", "quantize", "share"]
+    assert pm.techniques().names() == ["distill", "none", "prune", "quantize", "share"]
     assert pm.backends().names() == ["cpu", "cuda"]
     assert set(pm.metrics().names()) == {"latency", "memory", "cost", "accuracy", "fidelity"}
     assert pm.errors == []
