@@ -126,6 +126,8 @@ def _one_line(cell: dict[str, Any], row: dict[str, Any]) -> str:
         parts.append(f"{m['model_bytes']['value'] / 2**20:.2f} MiB")
     if row.get("unstable"):
         parts.append(f"UNSTABLE ({row['unstable']})")
+    if row.get("slow_machine"):
+        parts.append(f"SLOW MACHINE ({row['slow_machine']})")
     return f"{head} " + "  ".join(parts)
 
 
@@ -180,6 +182,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     log = on_progress or (lambda s: console.print(s, markup=False))
     interrupted = False
     ran = 0
+    fastest_probe: float | None = None
     if todo:
         # start the cell server now, so its one-time imports are not charged to the first cell
         t_server = time.perf_counter()
@@ -206,6 +209,11 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                     raise
                 wall = proc.seconds
                 row = _row(cell, child_row, run_id, pm, started, wall, log_path, out)
+                probe = max(row["metrics"].get("latency", {}).get("speed_probe_s") or [0])
+                if probe:
+                    fastest_probe = min(fastest_probe or probe, probe)
+                    if probe > 3 * fastest_probe:
+                        row["slow_machine"] = f"speed probe {probe / fastest_probe:.1f}x the run's fastest so far"
                 results.append(row)
                 ran += 1
                 pm.cell_finished(cell, row)

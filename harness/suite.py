@@ -146,7 +146,10 @@ def _load_yaml(text: str, filename: str) -> tuple[Any, dict[tuple, int]]:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
-        raise SuiteError([f"{filename}:{line}: malformed YAML: {e.problem or e.context}"]) from None
+        opened = ""
+        if e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
+            opened = f" ({e.context.replace('while parsing a ', '') if e.context else 'it'} opened on line {e.context_mark.line + 1})"
+        raise SuiteError([f"{filename}:{line}: malformed YAML: {e.problem or e.context}{opened}"]) from None
     except yaml.YAMLError as e:
         raise SuiteError([f"{filename}:1: malformed YAML: {e}"]) from None
     if node is None:

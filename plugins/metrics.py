@@ -41,14 +41,16 @@ class Latency(Metric):
             with torch.inference_mode():
                 model(x)
 
+        probe_before = latency.speed_probe()
         stats = latency.measure(
             lambda: ctx.backend.time_call(call),
             warmup=m["warmup"], min_reps=m["min_reps"], min_time_s=m["min_time_s"],
             max_time_s=m["max_time_s"], precision=m["precision"], unstable_ratio=m["unstable_ratio"],
         )
+        probe_after = latency.speed_probe()
         tokens = wl["batch"] * wl["seq_len"]
         return {
-            "latency": stats.to_dict(),
+            "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after]},
             "throughput": {"value": tokens / stats.median, "unit": "tokens/s"},
         }
 

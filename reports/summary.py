@@ -151,7 +151,7 @@ def _sentence(label: str, comps: list[Comparison]) -> str:
     unstable = [c for c in ok if c.unstable]
     text = f"{label}: " + "; ".join(parts)
     if unstable:
-        text += " (UNSTABLE timings: " + "; ".join(sorted({c.unstable for c in unstable})) + ")"
+        text += " (UNSTABLE timings: " + "; ".join(f"batch {c.row['workload']['batch']}: {c.unstable}" for c in unstable) + ")"
     return text
 
 
@@ -175,8 +175,31 @@ class Report:
         return json.dumps({"meta": self.meta, "rows": self.rows}, default=str)
 
 
+SLOW_MACHINE_FACTOR = 3.0  # the slow mode is 10-30x; a quiet machine's probe varies under 2x
+
+
+def mark_slow_machine(rows: list[dict[str, Any]], factor: float = SLOW_MACHINE_FACTOR) -> None:
+    """Flag cells measured while the machine ran slow, by their speed probe.
+
+    Each latency measurement times a fixed matmul before and after its loop; a cell whose
+    probe took more than ``factor`` times the run's fastest probe was measured on a slowed
+    machine, however steady its own samples look.
+    """
+    probes = {id(r): max(r["metrics"]["latency"]["speed_probe_s"]) for r in rows
+              if r.get("status") == "ok" and "speed_probe_s" in r.get("metrics", {}).get("latency", {})}
+    if len(probes) < 2:
+        return
+    fastest = min(probes.values())
+    for r in rows:
+        p = probes.get(id(r))
+        if p is not None and p > factor * fastest:
+            reason = f"machine slow during this cell: speed probe {p / fastest:.1f}x the run's fastest"
+            r["unstable"] = f"{r['unstable']}; {reason}" if r.get("unstable") else reason
+
+
 def build_report(meta: dict[str, Any], rows: list[dict[str, Any]], run_dir: str) -> Report:
     baseline = meta.get("baseline", "none")
+    mark_slow_machine(rows)
     by_ctx: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r["technique"]["label"] == baseline:

@@ -11,7 +11,7 @@ from optbench.measure.latency import summarize
 from optbench.reporting import render_all
 
 
-def _row(label, batch, median, status="ok", reason="", nbytes=13_000_000, ppl=4.0, kl=0.0, unstable=""):
+def _row(label, batch, median, status="ok", reason="", nbytes=13_000_000, ppl=4.0, kl=0.0, unstable="", probe=0.001):
     import random
 
     rnd = random.Random(f"{label}-{batch}")  # str seeds are stable across processes
@@ -22,7 +22,7 @@ def _row(label, batch, median, status="ok", reason="", nbytes=13_000_000, ppl=4.
         "backend": "cpu", "model": {"source": "reference", "size": "tiny"}, "workload": {"kind": "forward", "batch": batch, "seq_len": 128},
         "status": status, "reason": reason, "plugins": {}, "seconds": 1.0,
         "metrics": {} if status != "ok" else {
-            "latency": summarize(samples).to_dict(),
+            "latency": {**summarize(samples).to_dict(), "speed_probe_s": [probe, probe]},
             "model_bytes": {"value": nbytes, "unit": "B"}, "serialized_bytes": {"value": nbytes, "unit": "B"},
             "perplexity": {"value": ppl, "unit": ""}, "kl_divergence": {"value": kl, "unit": "nats/token"},
             "top1_agreement": {"value": 1.0 if kl == 0 else 0.98, "unit": "fraction"},
@@ -73,6 +73,18 @@ def test_failed_cells_and_unstable_are_marked(tmp_path, pm):
     assert "broken: failed (timed out after 60 s)" in md
     assert "1 failed, 0 skipped" in md and "timed out after 60 s" in html
     assert "ok (unstable)" in md
+
+
+def test_a_steadily_slow_machine_is_caught_by_the_speed_probe(tmp_path, pm):
+    # The trap seen on a fresh clone: the baseline cell ran in the VM's slow mode for its
+    # whole duration (steady samples, 27x slower), and int8 looked 7.7x faster.
+    rows = [_row("none", 1, 0.342, probe=0.027), _row("int8", 1, 0.014, probe=0.001), _row("none", 8, 0.105), _row("int8", 8, 0.114)]
+    _write(tmp_path, rows)
+    render_all(tmp_path, pm)
+    md = (tmp_path / "report.md").read_text()
+    line = next(li for li in md.splitlines() if li.startswith("- int8:"))
+    assert "UNSTABLE timings: batch 1: baseline: machine slow during this cell: speed probe 27.0x the run's fastest" in line
+    assert "batch 8:" not in line.split("UNSTABLE")[1]  # only the affected batch is named
 
 
 def test_strings_from_plugins_and_suites_are_escaped(tmp_path, pm):

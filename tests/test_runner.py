@@ -155,6 +155,7 @@ def test_rows_record_what_produced_them(tmp_path):
     lat = row["metrics"]["latency"]
     assert lat["n"] >= 5 and len(lat["samples"]) == lat["n"]
     assert lat["ci95"][0] <= lat["median"] <= lat["ci95"][1]
+    assert len(lat["speed_probe_s"]) == 2 and all(0 < p < 1 for p in lat["speed_probe_s"])
     assert 0 < row["harness_overhead_s"] < row["seconds"]
     run = json.loads((out / "run.json").read_text())
     env = run["environment"]

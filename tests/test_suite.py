@@ -77,6 +77,11 @@ def test_malformed_yaml_names_file_and_line(pm):
     assert len(lines) == 1 and lines[0].startswith("s.yaml:") and "malformed YAML" in lines[0]
 
 
+def test_unclosed_bracket_names_where_it_was_opened(pm):
+    lines = errors_of("name: x\nmodel: {source: reference, size: tiny\ntechniques: [none]\n", pm)
+    assert lines == ["s.yaml:3: malformed YAML: expected ',' or '}', but got ':' (flow mapping opened on line 2)"]
+
+
 def test_duplicate_keys_are_errors(pm):
     lines = errors_of("name: x\nbackend: cpu\nbackend: cuda\ntechniques: [none]\n", pm)
     assert lines == ["s.yaml:3: duplicate key 'backend'"]

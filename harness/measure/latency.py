@@ -103,6 +103,29 @@ def summarize(samples: list[float], warmup: int = 0, unstable_ratio: float = 1.5
     )
 
 
+def speed_probe(reps: int = 15, warmup: int = 3) -> float:
+    """Median seconds of a fixed 256x256 matmul on the current torch thread count.
+
+    Measured before and after a cell's timing loop. A cell can only see spread within its
+    own samples; a machine that stays in a slow mode for a whole cell (the 2-core VM's
+    OpenMP busy-wait under host load makes everything ~10-30x slower for minutes) looks
+    steady. Comparing this probe across the cells of a run exposes it.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(256, 256, generator=g)
+    b = torch.randn(256, 256, generator=g)
+    for _ in range(warmup):  # the first matmul after a fork wakes the thread pool
+        torch.mm(a, b)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def parse_precision(p: str | float | None) -> float | None:
     if p is None:
         return None
