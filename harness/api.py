@@ -144,6 +144,11 @@ class CellContext:
     def measure(self) -> dict[str, Any]:
         return self.cell["measure"]
 
+    @property
+    def baseline_is_self(self) -> bool:
+        """This cell's technique is the suite's baseline: the model is its own baseline."""
+        return self.cell["technique"] == self.cell["baseline"]
+
     def data(self, split: str) -> bytes:
         assert self.dataset is not None
         return self.dataset.load(split)

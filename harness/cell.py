@@ -105,17 +105,16 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
     metrics.sort(key=lambda m: m.name == "memory")
     needs_baseline = [m for m in metrics if hasattr(m, "setup")]
     t = time.perf_counter()
-    if needs_baseline and tech_spec == base_spec:
-        ctx.baseline_model = model  # the technique is the baseline: nothing to build
-        for m in needs_baseline:
-            m.setup(ctx)
-        ctx.baseline_model = None
-    elif needs_baseline:
-        row["_phase"] = "building the baseline: "
-        baseline = copy.deepcopy(model)
-        if base_spec["name"] != "none":
-            baseline = pm.techniques().get(base_spec["name"]).apply(baseline, base_spec["params"], ctx)
-        ctx.baseline_model = backend.prepare(baseline, ctx)
+    if needs_baseline:
+        if ctx.baseline_is_self:
+            baseline = model  # nothing to build
+        else:
+            row["_phase"] = "building the baseline: "
+            baseline = copy.deepcopy(model)
+            if base_spec["name"] != "none":
+                baseline = pm.techniques().get(base_spec["name"]).apply(baseline, base_spec["params"], ctx)
+            baseline = backend.prepare(baseline, ctx)
+        ctx.baseline_model = baseline
         for m in needs_baseline:
             row["_phase"] = f"metric {m.name!r} setup from {pm.owner_where('metrics', m.name)}: "
             m.setup(ctx)

@@ -206,8 +206,7 @@ class PluginManager:
         # costs only its own contributions
         for impl in caller.get_hookimpls():  # registration order: built-ins first
             plugin = impl.plugin_name
-            info = self.info.get(plugin)
-            where = _where(plugin, info.dist, info.version) if info else f"plugin {plugin!r}"
+            where = self._plugin_where(plugin)
 
             def register(obj: Any, _plugin: str = plugin, _where: str = where) -> None:
                 try:
@@ -274,9 +273,7 @@ class PluginManager:
             try:
                 impl.function(**{k: kwargs[k] for k in impl.argnames})
             except Exception as e:  # noqa: BLE001
-                info = self.info.get(impl.plugin_name)
-                where = _where(impl.plugin_name, info.dist, info.version) if info else f"plugin {impl.plugin_name!r}"
-                self._fail(f"{where}: {hookname} raised {type(e).__name__}: {e}")
+                self._fail(f"{self._plugin_where(impl.plugin_name)}: {hookname} raised {type(e).__name__}: {e}")
 
     def cell_started(self, cell: dict[str, Any]) -> None:
         self._notify("optbench_cell_started", cell=cell)
@@ -293,11 +290,14 @@ class PluginManager:
         """Plugin name -> ``dist==version``, recorded in every result row."""
         return {n: f"{i.dist}=={i.version}" for n, i in sorted(self.info.items())}
 
-    def owner_where(self, kind: str, name: str) -> str:
-        """How the plugin behind a registered object is named in messages: plugin 'x' (dist y 1.2)."""
-        plugin = self._collect(kind).owner.get(name, "")
+    def _plugin_where(self, plugin: str) -> str:
+        """A registered plugin as every message names it: plugin 'x' (dist y 1.2)."""
         info = self.info.get(plugin)
         return _where(plugin, info.dist, info.version) if info else f"plugin {plugin!r}"
+
+    def owner_where(self, kind: str, name: str) -> str:
+        """The plugin behind a registered object, named as in every message."""
+        return self._plugin_where(self._collect(kind).owner.get(name, ""))
 
     def owner_version(self, kind: str, name: str) -> str:
         reg = self._collect(kind)

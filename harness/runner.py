@@ -23,6 +23,7 @@ from typing import Any
 from . import envinfo
 from .cell import SCHEMA, child_main
 from .manager import PluginManager
+from .measure.latency import SLOW_MACHINE_FACTOR, probe_of
 from .results import RUN, ResultsFile, latest_by_cell, write_json_atomic
 from .suite import Suite
 
@@ -209,10 +210,10 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                     raise
                 wall = proc.seconds
                 row = _row(cell, child_row, run_id, pm, started, wall, log_path, out)
-                probe = max(row["metrics"].get("latency", {}).get("speed_probe_s") or [0])
+                probe = probe_of(row)
                 if probe:
                     fastest_probe = min(fastest_probe or probe, probe)
-                    if probe > 3 * fastest_probe:
+                    if probe > SLOW_MACHINE_FACTOR * fastest_probe:
                         row["slow_machine"] = f"speed probe {probe / fastest_probe:.1f}x the run's fastest so far"
                 results.append(row)
                 ran += 1

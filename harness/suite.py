@@ -135,6 +135,16 @@ def json_schema(pm: PluginManager | None = None) -> dict:
 # --- YAML with line numbers -----------------------------------------------------------
 
 
+def _yaml_error(e: yaml.MarkedYAMLError, filename: str) -> SuiteError:
+    """One line for a YAML error: where it was found, and where an unclosed bracket opened."""
+    mark = e.problem_mark or e.context_mark
+    line = mark.line + 1 if mark else 1
+    opened = ""
+    if e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
+        opened = f" ({e.context.replace('while parsing a ', '') if e.context else 'it'} opened on line {e.context_mark.line + 1})"
+    return SuiteError([f"{filename}:{line}: malformed YAML: {e.problem or e.context}{opened}"])
+
+
 def _load_yaml(text: str, filename: str) -> tuple[Any, dict[tuple, int]]:
     lines: dict[tuple, int] = {}
     try:
@@ -144,12 +154,7 @@ def _load_yaml(text: str, filename: str) -> tuple[Any, dict[tuple, int]]:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        opened = ""
-        if e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
-            opened = f" ({e.context.replace('while parsing a ', '') if e.context else 'it'} opened on line {e.context_mark.line + 1})"
-        raise SuiteError([f"{filename}:{line}: malformed YAML: {e.problem or e.context}{opened}"]) from None
+        raise _yaml_error(e, filename) from None
     except yaml.YAMLError as e:
         raise SuiteError([f"{filename}:1: malformed YAML: {e}"]) from None
     if node is None:
@@ -180,8 +185,7 @@ def _load_yaml(text: str, filename: str) -> tuple[Any, dict[tuple, int]]:
     try:
         data = build(node, ())
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise SuiteError([f"{filename}:{mark.line + 1 if mark else 1}: malformed YAML: {e.problem or e.context}"]) from None
+        raise _yaml_error(e, filename) from None
     if errors:
         raise SuiteError(errors)
     return data, lines

@@ -18,6 +18,7 @@ from optbench import Technique, hookimpl
 def train_student(teacher, params: dict, train_bytes: bytes, log=lambda s: None):
     import torch
     import torch.nn.functional as F
+    from optbench.models.corpus import as_tokens, batches
     from optbench.models.gpt import GPT, GPTConfig
 
     cfg = GPTConfig(depth=params["student_depth"], width=params["student_width"], heads=params["student_heads"],
@@ -25,8 +26,8 @@ def train_student(teacher, params: dict, train_bytes: bytes, log=lambda s: None)
     g = torch.Generator().manual_seed(params["seed"])
     student = GPT(cfg)
     student.init_weights(g)
-    data = torch.frombuffer(bytearray(train_bytes), dtype=torch.uint8).long()
     seq, batch, steps = params["seq_len"], params["batch"], params["steps"]
+    data = batches(as_tokens(train_bytes), batch, seq, g)  # same data order with or without teacher
     alpha, temp = params["alpha"], params["temperature"]
     opt = torch.optim.AdamW(student.parameters(), lr=params["lr"], betas=(0.9, 0.95), weight_decay=0.1)
     warmup = max(1, steps // 10)
@@ -35,9 +36,7 @@ def train_student(teacher, params: dict, train_bytes: bytes, log=lambda s: None)
     curve = []
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
-        ix = torch.randint(len(data) - seq - 1, (batch,), generator=g)  # same data order with or without teacher
-        w = torch.stack([data[i : i + seq + 1] for i in ix.tolist()])
-        x, y = w[:, :-1], w[:, 1:]
+        x, y = next(data)
         logits = student(x)
         hard = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         loss = hard

@@ -142,8 +142,7 @@ class Fidelity(Metric):
         from optbench.measure.accuracy import logits_for
 
         cell = ctx.cell
-        if cell["technique"] == cell["baseline"]:
-            ctx.shared["baseline_is_self"] = True
+        if ctx.baseline_is_self:
             return
         windows = _eval_windows(ctx)
         ident = json.dumps([cell["model"], cell.get("model_fingerprint"), cell["baseline"], cell["backend"], cell["data"],
@@ -168,7 +167,7 @@ class Fidelity(Metric):
         from optbench.measure.accuracy import fidelity
 
         logits = _logits(ctx)
-        r = fidelity(logits if ctx.shared.get("baseline_is_self") else ctx.shared["baseline_logits"], logits)
+        r = fidelity(logits if ctx.baseline_is_self else ctx.shared["baseline_logits"], logits)
         return {"kl_divergence": {"value": r.kl, "unit": "nats/token"},
                 "top1_agreement": {"value": r.top1_agreement, "unit": "fraction"}}
 

@@ -80,17 +80,17 @@ def prune_ffn(model, amount: float) -> list[int]:
 def finetune(model, steps: int, lr: float, ctx, masks: dict | None = None) -> list[float]:
     """A short recovery fine-tune on the training split (fixed seed); returns the losses."""
     import torch
+    from optbench.models.corpus import as_tokens, batches
 
-    data = torch.frombuffer(bytearray(ctx.data("train")), dtype=torch.uint8).long()
     g = torch.Generator().manual_seed(ctx.seed)
     seq = min(128, model.config.max_seq_len)
+    data = batches(as_tokens(ctx.data("train")), 8, seq, g)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     losses = []
     model.train()
     for _ in range(steps):
-        ix = torch.randint(len(data) - seq - 1, (8,), generator=g)
-        w = torch.stack([data[i : i + seq + 1] for i in ix.tolist()])
-        loss = torch.nn.functional.cross_entropy(model(w[:, :-1]).flatten(0, 1), w[:, 1:].flatten())
+        x, y = next(data)
+        loss = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

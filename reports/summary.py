@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from optbench.measure.latency import SLOW_MACHINE_FACTOR, probe_of
+
 
 def ratio_ci(base: list[float], other: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """median(base) / median(other) with a percentile-bootstrap 95% interval."""
@@ -175,9 +177,6 @@ class Report:
         return json.dumps({"meta": self.meta, "rows": self.rows}, default=str)
 
 
-SLOW_MACHINE_FACTOR = 3.0  # the slow mode is 10-30x; a quiet machine's probe varies under 2x
-
-
 def mark_slow_machine(rows: list[dict[str, Any]], factor: float = SLOW_MACHINE_FACTOR) -> None:
     """Flag cells measured while the machine ran slow, by their speed probe.
 
@@ -185,8 +184,7 @@ def mark_slow_machine(rows: list[dict[str, Any]], factor: float = SLOW_MACHINE_F
     probe took more than ``factor`` times the run's fastest probe was measured on a slowed
     machine, however steady its own samples look.
     """
-    probes = {id(r): max(r["metrics"]["latency"]["speed_probe_s"]) for r in rows
-              if r.get("status") == "ok" and "speed_probe_s" in r.get("metrics", {}).get("latency", {})}
+    probes = {id(r): probe_of(r) for r in rows if r.get("status") == "ok" and probe_of(r)}
     if len(probes) < 2:
         return
     fastest = min(probes.values())

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..models.corpus import as_tokens
+
 
 def eval_windows(text: bytes, seq_len: int, max_tokens: int | None = None) -> torch.Tensor:
     """Non-overlapping windows of ``seq_len + 1`` bytes (inputs plus next-token targets)."""
-    data = torch.frombuffer(bytearray(text), dtype=torch.uint8).long()
+    data = as_tokens(text)
     n = (len(data) - 1) // seq_len
     if max_tokens is not None:
         n = min(n, max(1, max_tokens // seq_len))
@@ -73,8 +75,8 @@ def fidelity(baseline_logits: torch.Tensor, logits: torch.Tensor) -> FidelityRes
 def bigram_perplexity(train: bytes, test: bytes, k: float) -> float:
     """Perplexity of an add-k smoothed byte bigram model fit on ``train``, scored on ``test``."""
     counts = torch.zeros(256, 256, dtype=torch.float64)
-    a = torch.frombuffer(bytearray(train), dtype=torch.uint8).long()
+    a = as_tokens(train)
     counts.index_put_((a[:-1], a[1:]), torch.ones(len(a) - 1, dtype=torch.float64), accumulate=True)
     probs = (counts + k) / (counts.sum(1, keepdim=True) + 256 * k)
-    b = torch.frombuffer(bytearray(test), dtype=torch.uint8).long()
+    b = as_tokens(test)
     return math.exp(-probs[b[:-1], b[1:]].log().mean().item())

@@ -126,6 +126,15 @@ def speed_probe(reps: int = 15, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+SLOW_MACHINE_FACTOR = 3.0  # the slow mode is 10-30x; a quiet machine's probe varies under 2x
+
+
+def probe_of(row: dict[str, Any]) -> float | None:
+    """The slower of a result row's two speed probes, or None if it has none."""
+    probes = row.get("metrics", {}).get("latency", {}).get("speed_probe_s")
+    return max(probes) if probes else None
+
+
 def parse_precision(p: str | float | None) -> float | None:
     if p is None:
         return None

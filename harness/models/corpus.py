@@ -45,5 +45,22 @@ def split_bytes(split: str) -> bytes:
     return b"\n\n".join(docs[n].encode("utf-8") for n in sorted(docs) if split_of(n) == split)
 
 
+def as_tokens(text: bytes):
+    """Byte-level tokens (the reference vocabulary is the 256 byte values) as an int64 tensor."""
+    import torch
+
+    return torch.frombuffer(bytearray(text), dtype=torch.uint8).long()
+
+
+def batches(tokens, batch: int, seq_len: int, g):
+    """Endless training batches ``(inputs, next-token targets)`` of random windows drawn with ``g``."""
+    import torch
+
+    while True:
+        ix = torch.randint(len(tokens) - seq_len - 1, (batch,), generator=g)
+        w = torch.stack([tokens[i : i + seq_len + 1] for i in ix.tolist()])
+        yield w[:, :-1], w[:, 1:]
+
+
 def split_names(split: str) -> list[str]:
     return [n for n in sorted(documents()) if split_of(n) == split]

@@ -78,13 +78,6 @@ def load(size: str = "tiny", overrides: dict[str, Any] | None = None) -> tuple[G
     return model, meta
 
 
-def _batches(data: torch.Tensor, batch: int, seq_len: int, g: torch.Generator):
-    while True:
-        ix = torch.randint(len(data) - seq_len - 1, (batch,), generator=g)
-        w = torch.stack([data[i : i + seq_len + 1] for i in ix.tolist()])
-        yield w[:, :-1], w[:, 1:]
-
-
 def train(
     config: GPTConfig,
     steps: int,
@@ -103,7 +96,7 @@ def train(
     g = torch.Generator().manual_seed(seed)
     model = GPT(config)
     model.init_weights(g)
-    data = torch.frombuffer(bytearray(corpus.split_bytes("train")), dtype=torch.uint8).long()
+    data = corpus.as_tokens(corpus.split_bytes("train"))
     val = accuracy.eval_windows(corpus.split_bytes("validation"), EVAL_SEQ_LEN, max_tokens=16384)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -111,7 +104,7 @@ def train(
     )
     curve: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    it = _batches(data, batch, seq_len, g)
+    it = corpus.batches(data, batch, seq_len, g)
     for step in range(1, steps + 1):
         model.train()
         x, y = next(it)
