@@ -105,7 +105,14 @@ class Metric(PluginObject):
 
     A value dict holds ``value`` and ``unit``; timed metrics hold ``median``, ``p90``,
     ``mean``, ``stdev``, ``n``, ``ci95`` and raw ``samples`` instead of ``value``.
+    A value derived from a timed one (throughput) may say so with
+    ``{"value": v, "per": "latency", "numerator": x}``: pooled rounds recompute it as
+    ``numerator / pooled median``.
     """
+
+    #: timed metrics are measured again in every round of a ``rounds: N`` suite, and their
+    #: raw samples pooled; the others (bytes, accuracy) are measured in the first round only
+    timed: ClassVar[bool] = False
 
     def measure(self, ctx: CellContext) -> dict[str, dict[str, Any]]:
         raise NotImplementedError

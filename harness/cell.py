@@ -101,6 +101,9 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
     phases["load"] = time.perf_counter() - t
 
     metrics = [pm.metrics().get(name) for name in cell["measure"]["metrics"]]
+    if cell.get("round", 1) > 1:
+        # later rounds of an interleaved run time again; what does not vary was measured in round 1
+        metrics = [m for m in metrics if m.timed]
     # memory last, so peak RSS covers everything this cell did
     metrics.sort(key=lambda m: m.name == "memory")
     needs_baseline = [m for m in metrics if hasattr(m, "setup")]

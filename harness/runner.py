@@ -39,6 +39,8 @@ class RunOptions:
     timeout: float | None = None
     inline_plugins: dict[str, str] = field(default_factory=dict)  # name -> module (tests)
     report: bool = True
+    #: sqlite history database to record the run in; None: the default path; "": none
+    history: str | None = None
 
 
 @dataclass
@@ -165,6 +167,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
         "baseline": suite.baseline.label, "started": prev.get("started", now),
         "segments": prev.get("segments", []) + [{"started": now, "cells_todo": len(todo)}],
         "environment": fp, "cells_planned": len(cells), "plugin_errors": pm.errors,
+        "rounds": suite.rounds, "thresholds": suite.thresholds, "accuracy_budget": suite.accuracy_budget,
+        "history": opts.history,
     }
     write_json_atomic(run_meta_path, meta)
 

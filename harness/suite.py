@@ -127,7 +127,12 @@ def json_schema(pm: PluginManager | None = None) -> dict:
             },
             "baseline": {"type": "string"},
             "techniques": {"type": "array", "items": technique_item, "minItems": 1},
-            "thresholds": {"type": "object"},
+            "accuracy_budget": {"type": "string", "pattern": r"^\+?\d+(\.\d+)?%$",
+                                "description": "largest perplexity increase a recommended technique may cost, e.g. '1%'"},
+            "rounds": {"type": "integer", "minimum": 1,
+                       "description": "run the whole cell list this many times, interleaved, and pool the timings (DESIGN §5)"},
+            "thresholds": {"type": "object", "description": "regression thresholds for optbench compare, metric -> '5%'",
+                           "additionalProperties": {"oneOf": [{"type": "string", "pattern": r"^\+?\d+(\.\d+)?%$"}]}},
         },
     }
 
@@ -224,6 +229,8 @@ class Suite:
     timeout: float
     thresholds: dict[str, Any] = field(default_factory=dict)
     question: str = ""
+    rounds: int = 1
+    accuracy_budget: str = "1%"
 
     @property
     def sha256(self) -> str:
@@ -291,9 +298,9 @@ def _format_schema_error(err: jsonschema.ValidationError) -> str:
         op = ">=" if v == "minimum" else ">"
         return f"{where}: must be {op} {err.validator_value}, got {err.instance!r}"
     if v == "pattern":
-        hint = " (write a percentage such as 1%)" if where.endswith("precision") else ""
+        hint = " (write a percentage such as 1%)" if where.endswith(("precision", "accuracy_budget")) or where.startswith("thresholds.") else ""
         return f"{where}: {err.instance!r} is not valid{hint}"
-    if v == "oneOf" and where.endswith("precision"):
+    if v == "oneOf" and (where.endswith("precision") or where.startswith("thresholds.")):
         return f"{where}: expected a percentage such as '1%', got {err.instance!r}"
     if v == "oneOf":
         best = [e for e in (err.context or []) if e.validator not in ("type", "oneOf", "const")]
@@ -436,7 +443,8 @@ def parse_suite(text: str, filename: str, pm: PluginManager) -> Suite:
         backends=backends, workload=wl, measure=measure, techniques=techniques, baseline=baseline,
         threads=data.get("threads"), env={k: str(v) for k, v in data.get("env", {}).items()},
         seed=data.get("seed", 0), timeout=float(data.get("timeout", 600)), thresholds=data.get("thresholds", {}),
-        question=data.get("question", ""),
+        question=data.get("question", ""), rounds=int(data.get("rounds", 1)),
+        accuracy_budget=data.get("accuracy_budget", "1%"),
     )
 
 

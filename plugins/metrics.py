@@ -27,6 +27,7 @@ def _logits(ctx):
 class Latency(Metric):
     name = "latency"
     description = "forward-pass latency: median, p90, mean, 95% CI of the median, unstable flag"
+    timed = True
 
     def measure(self, ctx):
         import torch
@@ -51,7 +52,7 @@ class Latency(Metric):
         tokens = wl["batch"] * wl["seq_len"]
         return {
             "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after]},
-            "throughput": {"value": tokens / stats.median, "unit": "tokens/s"},
+            "throughput": {"value": tokens / stats.median, "unit": "tokens/s", "per": "latency", "numerator": tokens},
         }
 
 
