@@ -43,7 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_suite(suite, pm, RunOptions(out_dir=out, strict=args.strict, disabled=tuple(_disabled(args)), timeout=args.timeout))
     wall = time.perf_counter() - t0
     failed = sum(1 for r in outcome.rows if r["status"] == "failed")
-    print(f"{suite.name}: {outcome.ran} cells run, {outcome.skipped_as_done} already done, {failed} failed, in {wall:.1f} s")
+    ran = f"{outcome.ran} cells run" if outcome.rounds == 1 else f"{outcome.ran} cell runs ({outcome.rounds} interleaved rounds)"
+    print(f"{suite.name}: {ran}, {outcome.skipped_as_done} already done, {failed} failed, in {wall:.1f} s")
     for p in outcome.reports + [str(out / "results.jsonl")]:
         print(f"  {p}")
     if outcome.interrupted:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import ReportError
 from .manager import PluginManager
-from .results import RUN, latest_by_cell, read_rows
+from .results import RUN, rows_by_cell, read_rows
 
 
 def load_report(run_dir: str | Path):
@@ -21,7 +21,7 @@ def load_report(run_dir: str | Path):
         meta = json.loads(meta_path.read_text())
     except ValueError as e:
         raise ReportError(f"{meta_path}: not valid JSON ({e})") from None
-    rows = list(latest_by_cell(read_rows(run_dir)).values())
+    rows = list(rows_by_cell(read_rows(run_dir)).values())
     return build_report(meta, rows, str(run_dir))
 
 

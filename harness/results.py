@@ -37,12 +37,75 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def latest_by_cell(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The last row written for each cell (a re-run of a failed cell supersedes it)."""
-    out: dict[str, dict[str, Any]] = {}
+def latest_by_round(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The last row written for each (cell, round): a re-run of a failed cell supersedes it."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
     for r in rows:
-        out[r["cell"]] = r
+        out[(r["cell"], int(r.get("round", 1)))] = r
     return out
+
+
+def rows_by_cell(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One row per cell: the latest row of each round, rounds merged (see :func:`merge_rounds`)."""
+    per_cell: dict[str, list[dict[str, Any]]] = {}
+    for (key, _), row in sorted(latest_by_round(rows).items(), key=lambda kv: kv[0][1]):
+        per_cell.setdefault(key, []).append(row)
+    return {key: merge_rounds(rs) for key, rs in per_cell.items()}
+
+
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the rows of one cell's interleaved rounds (DESIGN §5) into one row.
+
+    Round 1 measured everything; later rounds measured the timed metrics again. Each timed
+    metric's raw samples are pooled across rounds and summarised afresh; ``rounds`` keeps
+    each round's own median, so the spread between processes stays visible. A cell whose
+    round medians differ by more than the unstable ratio is flagged ``unstable``.
+    """
+    if len(rounds) == 1:
+        return rounds[0]
+    from .measure.latency import summarize
+
+    first = rounds[0]
+    row = {**first, "metrics": dict(first.get("metrics", {})), "rounds_merged": [r.get("round", 1) for r in rounds]}
+    row["seconds"] = round(sum(r.get("seconds", 0.0) for r in rounds), 4)
+    bad = [r for r in rounds if r.get("status") != "ok"]
+    if bad and first.get("status") == "ok":
+        worst = bad[-1]
+        row.update(status=worst["status"], reason=f"round {worst.get('round', '?')}: {worst.get('reason', '')}")
+    slow = [f"round {r.get('round')}: {r['slow_machine']}" for r in rounds if r.get("slow_machine")]
+    if slow:
+        row["slow_machine"] = "; ".join(slow)
+    ok = [r for r in rounds if r.get("status") == "ok"]
+    timed = {name for r in ok[1:] for name, v in r.get("metrics", {}).items() if isinstance(v, dict) and "samples" in v}
+    reasons: list[str] = []
+    for name in sorted(timed):
+        parts = [r["metrics"][name] for r in ok if name in r.get("metrics", {})]
+        pooled = [x for p in parts for x in p["samples"]]
+        ratio = parts[0].get("unstable_ratio", 1.5)
+        stats = summarize(pooled, parts[0].get("warmup", 0), ratio).to_dict()
+        extra = {k: v for k, v in parts[0].items() if k not in stats and not isinstance(v, list)}
+        merged = {**extra, **stats, "unit": parts[0].get("unit", "s")}
+        if any("speed_probe_s" in p for p in parts):
+            merged["speed_probe_s"] = [x for p in parts for x in p.get("speed_probe_s", [])]
+        merged["rounds"] = [{"round": r.get("round", 1), "median": r["metrics"][name]["median"], "n": r["metrics"][name]["n"],
+                             "ci95": r["metrics"][name]["ci95"]} for r in ok if name in r.get("metrics", {})]
+        medians = [x["median"] for x in merged["rounds"]]
+        if min(medians) > 0 and max(medians) / min(medians) > ratio:
+            why = f"round medians differ {max(medians) / min(medians):.2f}x"
+            merged["unstable"] = True
+            merged["unstable_reason"] = "; ".join(filter(None, [merged.get("unstable_reason", ""), why]))
+        row["metrics"][name] = merged
+        if merged.get("unstable"):
+            reasons.append(merged["unstable_reason"])
+    for name, v in list(row["metrics"].items()):  # values derived from a pooled one: throughput
+        if isinstance(v, dict) and v.get("per") in timed and "numerator" in v:
+            row["metrics"][name] = {**v, "value": v["numerator"] / row["metrics"][v["per"]]["median"]}
+    if "latency" in timed:
+        if reasons:
+            row["unstable"] = "; ".join(reasons)
+        else:
+            row.pop("unstable", None)
+    return row
 
 
 class ResultsFile:
@@ -70,8 +133,9 @@ class ResultsFile:
     def rows(self) -> list[dict[str, Any]]:
         return read_rows(self.path)
 
-    def finished_keys(self) -> set[str]:
-        return {k for k, r in latest_by_cell(self.rows()).items() if r.get("status") in FINISHED}
+    def finished(self) -> dict[tuple[str, int], str]:
+        """(cell key, round) -> status, for every round that need not run again."""
+        return {k: r["status"] for k, r in latest_by_round(self.rows()).items() if r.get("status") in FINISHED}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows())

@@ -24,7 +24,7 @@ from . import envinfo
 from .cell import SCHEMA, child_main
 from .manager import PluginManager
 from .measure.latency import SLOW_MACHINE_FACTOR, probe_of
-from .results import RUN, ResultsFile, latest_by_cell, write_json_atomic
+from .results import RUN, ResultsFile, rows_by_cell, write_json_atomic
 from .suite import Suite
 
 BASE_PRELOAD = ["optbench.quiet", "torch", "scipy.stats", "optbench.cell", "optbench.measure.latency", "optbench.measure.accuracy",
@@ -51,6 +51,7 @@ class RunOutcome:
     skipped_as_done: int
     interrupted: bool
     reports: list[str]
+    rounds: int = 1
 
 
 def _noop() -> None:
@@ -143,8 +144,13 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     results = ResultsFile(out)
     (out / "logs").mkdir(exist_ok=True)
     cells = suite.cells(pm)
-    done = results.finished_keys()
-    todo = [c for c in cells if c["key"] not in done]
+    rounds = suite.rounds if any(pm.metrics().get(m).timed for m in suite.measure["metrics"]) else 1
+    done = results.finished()
+    # round-major order: every cell once, then every cell again... (DESIGN §5: drift is shared)
+    # a cell skipped in round 1 has nothing to time again
+    todo = [(r, c) for r in range(1, rounds + 1) for c in cells
+            if (c["key"], r) not in done and not (r > 1 and done.get((c["key"], 1)) == "skipped")]
+    cells_done = [c for c in cells if done.get((c["key"], 1)) == "skipped" or all((c["key"], r) in done for r in range(1, rounds + 1))]
 
     env = dict(suite.env)
     if suite.threads and "OMP_NUM_THREADS" not in env:
@@ -165,7 +171,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
         "schema": SCHEMA, "run_id": run_id, "suite": suite.name, "suite_path": suite.path,
         "suite_sha256": suite.sha256, "suite_text": suite.text, "question": suite.question,
         "baseline": suite.baseline.label, "started": prev.get("started", now),
-        "segments": prev.get("segments", []) + [{"started": now, "cells_todo": len(todo)}],
+        "segments": prev.get("segments", []) + [{"started": now, "cells_todo": len(todo)}],  # (cell, round) pairs
         "environment": fp, "cells_planned": len(cells), "plugin_errors": pm.errors,
         "rounds": suite.rounds, "thresholds": suite.thresholds, "accuracy_budget": suite.accuracy_budget,
         "history": opts.history,
@@ -175,7 +181,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     settings = {"strict": opts.strict, "disabled": list(opts.disabled), "inline": opts.inline_plugins,
                 "cache_dir": str(out / "cache")}
     preload = list(BASE_PRELOAD)
-    for t in {c["technique"]["name"] for c in todo}:
+    for t in {c["technique"]["name"] for _, c in todo}:
         preload += list(pm.techniques().get(t).preload)
     preload += [pm.info[n].module for n in pm.info]
 
@@ -196,16 +202,23 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
         warm.join()
         meta["segments"][-1]["server_start_s"] = round(time.perf_counter() - t_server, 3)
     if len(done):
-        log(f"resuming {out}: {len([c for c in cells if c['key'] in done])} of {len(cells)} cells already finished")
+        log(f"resuming {out}: {len(cells_done)} of {len(cells)} cells already finished"
+            + (f" ({len(done)} of {len(cells) * rounds} cell rounds)" if rounds > 1 else ""))
+    first_round = {k: st for (k, r), st in done.items() if r == 1}
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(suite.name, total=len(todo))
-            for cell in todo:
-                progress.update(task, description=f"{suite.name}: {cell['technique']['label']} b={cell['workload']['batch']}")
+            for rnd, cell in todo:
+                tag = f"[{rnd}/{rounds}] " if rounds > 1 else ""
+                if rnd > 1 and first_round.get(cell["key"]) != "ok":
+                    progress.advance(task)  # a cell that failed or skipped in round 1 has nothing to time again
+                    continue
+                cell = {**cell, "round": rnd}
+                progress.update(task, description=f"{suite.name}: {tag}{cell['technique']['label']} b={cell['workload']['batch']}")
                 pm.cell_started(cell)
                 started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-                log_path = out / "logs" / f"{cell['key']}.log"
+                log_path = out / "logs" / (f"{cell['key']}.log" if rnd == 1 else f"{cell['key']}.round{rnd}.log")
                 proc = CellProcess(ctx, cell, settings, log_path)
                 try:
                     child_row = proc.wait(opts.timeout or cell["timeout"])
@@ -220,9 +233,11 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                     if probe > SLOW_MACHINE_FACTOR * fastest_probe:
                         row["slow_machine"] = f"speed probe {probe / fastest_probe:.1f}x the run's fastest so far"
                 results.append(row)
+                if rnd == 1:
+                    first_round[cell["key"]] = row["status"]
                 ran += 1
                 pm.cell_finished(cell, row)
-                log(("✓ " if row["status"] == "ok" else "✗ " if row["status"] == "failed" else "- ") + _one_line(cell, row))
+                log(("✓ " if row["status"] == "ok" else "✗ " if row["status"] == "failed" else "- ") + tag + _one_line(cell, row))
                 progress.advance(task)
     except KeyboardInterrupt:
         interrupted = True
@@ -237,7 +252,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
 
     meta["segments"][-1].update(finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), cells_run=ran, interrupted=interrupted)
     write_json_atomic(run_meta_path, meta)
-    rows = list(latest_by_cell(results.rows()).values())
+    rows = list(rows_by_cell(results.rows()).values())
     if not interrupted:
         import shutil
 
@@ -248,7 +263,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
 
         reports = render_all(out, pm)
     pm.run_finished(str(out), rows)
-    return RunOutcome(out, rows, ran, len(cells) - len(todo), interrupted, reports)
+    return RunOutcome(out, rows, ran, len(cells_done), interrupted, reports, rounds)
 
 
 def _stop_forkserver() -> None:
@@ -270,6 +285,7 @@ def _row(cell: dict[str, Any], child: dict[str, Any], run_id: str, pm: PluginMan
         "schema": SCHEMA,
         "run_id": run_id,
         "cell": cell["key"],
+        "round": cell.get("round", 1),
         "suite": cell["suite"],
         "technique": cell["technique"],
         "baseline": cell["baseline"]["label"],

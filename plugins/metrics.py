@@ -51,7 +51,7 @@ class Latency(Metric):
         probe_after = latency.speed_probe()
         tokens = wl["batch"] * wl["seq_len"]
         return {
-            "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after]},
+            "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after], "unstable_ratio": m["unstable_ratio"]},
             "throughput": {"value": tokens / stats.median, "unit": "tokens/s", "per": "latency", "numerator": tokens},
         }
 

@@ -161,3 +161,62 @@ def test_rows_record_what_produced_them(tmp_path):
     env = run["environment"]
     assert env["cpu"] and env["packages"]["torch"] and env["plugins"]["cpu"].startswith("optbench==")
     assert run["suite_sha256"] and run["segments"][0]["cells_todo"] == 1
+
+
+def test_rounds_interleave_cells_time_again_and_pool_the_samples(tmp_path, faults_env):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(suite_text("[none, quantize, skip]").replace("timeout: 60", "timeout: 60\nrounds: 3"))
+    out = tmp_path / "out"
+    run = cli("run", str(suite), "-o", str(out), env_extra=faults_env)
+    assert run.returncode == 0, run.stderr
+    assert "7 cell runs (3 interleaved rounds)" in run.stdout  # the skipped cell is not run again
+    written = rows_of(out)
+    # round-major order: every cell once before any cell twice
+    assert [(r["round"], r["technique"]["name"]) for r in written] == [
+        (1, "none"), (1, "quantize"), (1, "skip"), (2, "none"), (2, "quantize"), (3, "none"), (3, "quantize")]
+    # later rounds only time again; what does not change (bytes, accuracy) was measured once
+    assert "perplexity" in written[0]["metrics"] and "perplexity" not in written[3]["metrics"]
+    assert "latency" in written[3]["metrics"]
+
+    from optbench.results import read_rows, rows_by_cell
+
+    merged = {r["technique"]["name"]: r for r in rows_by_cell(read_rows(out)).values()}
+    lat = merged["none"]["metrics"]["latency"]
+    per_round = [r["metrics"]["latency"] for r in written if r["technique"]["name"] == "none"]
+    assert lat["n"] == sum(p["n"] for p in per_round) == len(lat["samples"])
+    assert [x["median"] for x in lat["rounds"]] == [p["median"] for p in per_round]
+    assert len(lat["speed_probe_s"]) == 6
+    assert merged["none"]["metrics"]["throughput"]["value"] == 16 / lat["median"]
+    assert merged["none"]["metrics"]["perplexity"] == written[0]["metrics"]["perplexity"]
+    assert merged["skip"]["status"] == "skipped"
+    report = (out / "report.md").read_text()
+    assert "quantize" in report
+
+    # resume after losing the last round's rows: only those cell rounds run again
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in written[:5]))
+    again = cli("run", str(suite), "-o", str(out), env_extra=faults_env)
+    assert again.returncode == 0, again.stderr
+    assert "2 cell runs (3 interleaved rounds), 1 already done" in again.stdout
+    assert [(r["round"], r["technique"]["name"]) for r in rows_of(out)][5:] == [(3, "none"), (3, "quantize")]
+
+
+def test_merge_rounds_flags_rounds_that_disagree_and_a_failed_round():
+    from optbench.results import merge_rounds
+
+    def row(rnd, samples, status="ok"):
+        lat = {"median": sorted(samples)[len(samples) // 2], "n": len(samples), "ci95": [min(samples), max(samples)],
+               "samples": samples, "warmup": 3, "unit": "s", "speed_probe_s": [0.001, 0.001], "unstable_ratio": 1.5}
+        return {"cell": "k", "round": rnd, "status": status, "reason": "boom" if status == "failed" else "", "seconds": 1.0,
+                "metrics": {"latency": lat, "throughput": {"value": 1.0, "per": "latency", "numerator": 8, "unit": "tokens/s"}}}
+
+    steady = merge_rounds([row(1, [1.0, 1.01, 0.99] * 4), row(2, [1.02, 1.0, 1.01] * 4)])
+    assert not steady["metrics"]["latency"]["unstable"] and "unstable" not in steady
+    assert steady["metrics"]["throughput"]["value"] == 8 / steady["metrics"]["latency"]["median"]
+    assert steady["seconds"] == 2.0 and steady["rounds_merged"] == [1, 2]
+
+    drift = merge_rounds([row(1, [1.0, 1.01, 0.99] * 4), row(2, [2.0, 2.02, 1.98] * 4)])
+    assert drift["metrics"]["latency"]["unstable"]
+    assert "round medians differ 2.00x" in drift["unstable"]
+
+    failed = merge_rounds([row(1, [1.0] * 6), row(2, [1.0] * 6, status="failed")])
+    assert failed["status"] == "failed" and failed["reason"] == "round 2: boom"
