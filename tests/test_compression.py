@@ -176,3 +176,16 @@ def test_distillation_trains_a_smaller_student_and_the_control_never_asks_the_te
     assert torch.equal(control.head.weight, again.head.weight)  # fixed seed: the same student
     assert not torch.equal(control.head.weight, student.head.weight)  # the teacher changed the training
     assert Distill().label({**params, "alpha": 0.0}) == "student-only-d1w64" and Distill().label(params) == "distill-d1w64"
+
+
+def test_distilled_student_beats_the_same_student_trained_without_the_teacher(tiny):
+    """Issue 5's acceptance test: fixed seed, the default budget, held-out perplexity."""
+    from optbench.measure.accuracy import eval_windows, evaluate
+    from optbench.plugins.distill import Distill, train_student
+
+    windows = eval_windows(corpus.split_bytes("heldout"), 128, 16384)
+    distilled, _ = train_student(tiny, dict(Distill.params), corpus.split_bytes("train"))
+    control, _ = train_student(tiny, {**Distill.params, "alpha": 0.0}, corpus.split_bytes("train"))
+    ppl_kd, ppl_control = evaluate(distilled, windows).perplexity, evaluate(control, windows).perplexity
+    # measured: 14.90 vs 16.46 at seed 0 (seeds 1-3: 5-8% better); a 3% margin is not noise
+    assert ppl_kd < 0.97 * ppl_control, (ppl_kd, ppl_control)
