@@ -131,6 +131,19 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
     if model is None:
         raise TypeError(f"technique {tech_spec['name']!r} returned None from apply(); it must return the model")
     ctx.model = backend.prepare(model, ctx)
+    row["backend_info"] = backend.describe()  # again: what prepare did (cpu-compile's compile time)
+    trained = None
+    if cell["workload"]["kind"] == "train":
+        # the training loop (optbench.training) trains the prepared model with the technique's
+        # optimizer, or the workload's for techniques that are not optimizers; it is part of
+        # "apply", so the harness overhead does not count it
+        from .training import is_optimizer, train_cell
+
+        opt_name = tech_spec["name"] if is_optimizer(technique) else cell["workload"]["optimizer"]["name"]
+        where = pm.owner_where("techniques", opt_name) if opt_name in pm.techniques() else "optbench"
+        row["_phase"] = f"training with optimizer {opt_name!r} from {where}: "
+        trained = train_cell(ctx, technique, tech_spec, pm.techniques())
+        row["training"] = trained.record
     phases["apply"] = time.perf_counter() - t
     if "technique_info" in ctx.shared:
         row["technique_info"] = ctx.shared["technique_info"]  # e.g. a trained student's loss curve
@@ -142,8 +155,24 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
             values = m.measure(ctx)
         except SkipCell:
             raise
+        except Exception as e:
+            if trained is None or not trained.record["diverged"]:
+                raise
+            # a diverged model (inf/NaN weights) may defeat a metric: the cell stays ok-but-diverged
+            trained.record.setdefault("metric_errors", {})[m.name] = one_line(f"{type(e).__name__}: {e}")
+            continue
         row["metrics"].update(values)
         phases[f"metric:{m.name}"] = time.perf_counter() - t
+    if trained is not None:
+        # the workload's own figures win over a metric's of the same name; a diverged model's
+        # NaN figures (perplexity from the accuracy metric) are left out, training.diverged says why
+        import math
+
+        from .measure.memory import peak_rss_bytes
+
+        merged = {"peak_rss": {"value": peak_rss_bytes(), "unit": "B"}, **row["metrics"], **trained.metrics}
+        row["metrics"] = {k: v for k, v in merged.items()
+                          if not (isinstance(v, dict) and isinstance(v.get("value"), float) and not math.isfinite(v["value"]))}
     lat = row["metrics"].get("latency")
     if lat and lat.get("unstable"):
         row["unstable"] = lat["unstable_reason"]
@@ -154,6 +183,7 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
 def child_main(cell: dict[str, Any], settings: dict[str, Any], conn: Any, log_path: str) -> None:
     """Entry point of a cell process (forked from the cell server): run, send the row back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what an interrupt means
+    os.setpgid(0, 0)  # a group of its own: killing the cell also kills what it started (torchrun ranks)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

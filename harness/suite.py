@@ -21,10 +21,15 @@ import yaml
 
 from .errors import SuiteError
 from .manager import PluginManager, did_you_mean
+from .training import DEFAULT_OPTIMIZER, OPTIMIZERS, TRAIN_BATCH, TRAIN_DEFAULTS, TRAIN_ONLY_KEYS, TRAIN_SEQ_LEN, is_optimizer
 
 SCHEMA_VERSION = 1
-WORKLOAD_KINDS = ("forward",)
+WORKLOAD_KINDS = ("forward", "train")
 DEFAULT_METRICS = ["latency", "memory", "cost", "accuracy", "fidelity"]
+# a train cell measures its own loss, perplexity, parameters and FLOPs; these add inference
+# latency and top-1 accuracy of the trained model, and memory (fidelity compares with an
+# untrained copy, which means nothing for training)
+TRAIN_DEFAULT_METRICS = ["latency", "memory", "accuracy"]
 MEASURE_DEFAULTS: dict[str, Any] = {
     "warmup": "auto",
     "min_reps": 10,
@@ -109,7 +114,21 @@ def json_schema(pm: PluginManager | None = None) -> dict:
             "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds per cell before it is killed"},
             "workload": {
                 "type": "object", "additionalProperties": False,
-                "properties": {"kind": {"enum": list(WORKLOAD_KINDS)}, "batch": _int_or_list(), "seq_len": _int_or_list()},
+                "properties": {
+                    "kind": {"enum": list(WORKLOAD_KINDS)}, "batch": _int_or_list(), "seq_len": _int_or_list(),
+                    # kind: train only
+                    "steps": {"type": "integer", "minimum": 1, "description": "train: optimizer steps, the budget of every cell (default 200)"},
+                    "seconds": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                                "description": "train: also stop once this much training time has passed"},
+                    "target_loss": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                                    "description": "train: held-out loss (nats/token) for steps_to_target and seconds_to_target"},
+                    "eval_every": {"type": ["integer", "null"], "minimum": 1, "description": "train: held-out evaluation interval (default steps // 10)"},
+                    "divergence_factor": {"type": "number", "exclusiveMinimum": 1,
+                                          "description": "train: stop as diverged once the loss exceeds this multiple of its starting value (default 3)"},
+                    "optimizer": {"oneOf": [{"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1,
+                                                                 "additionalProperties": {"type": ["object", "null"]}}],
+                                  "description": "train: optimizer of cells whose technique is not one, e.g. {adamw: {lr: 0.003}} (default adamw)"},
+                },
             },
             "measure": {
                 "type": "object", "additionalProperties": False,
@@ -243,12 +262,17 @@ class Suite:
         seqs = self.workload["seq_len"]
         out = []
         for model, backend, batch, seq_len, tech in itertools.product(self.model, self.backends, batches, seqs, self.techniques):
+            workload = {"kind": self.workload["kind"], "batch": batch, "seq_len": seq_len}
+            if workload["kind"] == "train":
+                workload.update({k: self.workload[k] for k in TRAIN_DEFAULTS})
+                if not is_optimizer(pm.techniques().get(tech.name)):
+                    workload["optimizer"] = self.workload["optimizer"]  # the technique is not one: train with this
             cell = {
                 "suite": self.name,
                 "model": model,
                 "data": self.data,
                 "backend": backend,
-                "workload": {"kind": self.workload["kind"], "batch": batch, "seq_len": seq_len},
+                "workload": workload,
                 "technique": tech.to_dict(),
                 "baseline": self.baseline.to_dict(),
                 "measure": self.measure,
@@ -362,7 +386,10 @@ def parse_suite(text: str, filename: str, pm: PluginManager) -> Suite:
                 if choices and x not in choices:
                     err(p + (k,), f"{what} {obj.name!r}: {k}={x!r} is not one of {', '.join(map(str, choices))}{did_you_mean(str(x), map(str, choices))}")
                 elif default is not None and not _type_ok(x, default):
-                    err(p + (k,), f"{what} {obj.name!r}: {k} must be {type(default).__name__}, got {x!r}")
+                    hint = ""
+                    if isinstance(default, float) and isinstance(x, str) and _is_float(x):
+                        hint = f" (YAML reads {x} as text: write {float(x)!r})"
+                    err(p + (k,), f"{what} {obj.name!r}: {k} must be {type(default).__name__}, got {x!r}{hint}")
 
     raw_models = _as_list(data.get("model", {"source": "reference", "size": "tiny"}))
     models: list[dict[str, Any]] = []
@@ -391,10 +418,14 @@ def parse_suite(text: str, filename: str, pm: PluginManager) -> Suite:
             p = ("backend", i) if isinstance(data.get("backend"), list) else ("backend",)
             err(p, f"unknown backend {b!r}{did_you_mean(b, backends_reg.names())}; available: {', '.join(backends_reg.names())}")
 
-    measure = {**MEASURE_DEFAULTS, **data.get("measure", {})}
+    raw_wl = data.get("workload", {})
+    train = raw_wl.get("kind") == "train"
+    measure = {**MEASURE_DEFAULTS, **({"metrics": TRAIN_DEFAULT_METRICS} if train else {}), **data.get("measure", {})}
     for i, mname in enumerate(measure["metrics"]):
         if mname not in metrics_reg:
             err(("measure", "metrics", i), f"unknown metric {mname!r}{did_you_mean(mname, metrics_reg.names())}; available: {', '.join(metrics_reg.names())}")
+        elif train and mname == "fidelity":
+            err(("measure", "metrics", i), "metric 'fidelity' compares with the untrained baseline; it does not apply to kind: train")
     if measure["max_time_s"] < measure["min_time_s"]:
         err(("measure", "max_time_s"), f"max_time_s ({measure['max_time_s']}) is below min_time_s ({measure['min_time_s']})")
 
@@ -410,6 +441,8 @@ def parse_suite(text: str, filename: str, pm: PluginManager) -> Suite:
             err(p, f"technique {name!r}: parameters must be a mapping, got {params!r}")
             continue
         tech = tech_reg.get(name)
+        if not train and is_optimizer(tech):
+            err(p, f"technique {name!r} is an optimizer: it needs workload kind: train")
         check_params(tech, params, p + (name,), "technique")
         for combo in _expand_params(params, tech.params):
             full = {**tech.params, **combo}
@@ -432,10 +465,40 @@ def parse_suite(text: str, filename: str, pm: PluginManager) -> Suite:
         else:
             err(("baseline",), f"baseline {baseline_label!r} is neither a technique of this suite nor a registered technique{did_you_mean(baseline_label, labels + tech_reg.names())}")
 
+    optimizer = None  # train cells whose technique is not an optimizer train with this one
+    if train:
+        spec = raw_wl.get("optimizer", DEFAULT_OPTIMIZER)
+        oname, oparams = (spec, {}) if isinstance(spec, str) else next(iter(spec.items()))
+        oparams = oparams or {}
+        p = ("workload", "optimizer") + ((oname,) if isinstance(spec, dict) else ())
+        optimizer_names = [n for n in tech_reg.names() if is_optimizer(tech_reg.get(n))]
+        if oname in optimizer_names:
+            tech = tech_reg.get(oname)
+            check_params(tech, oparams, p, "optimizer")
+            for k, v in oparams.items():
+                if isinstance(v, list) and k in tech.params and not isinstance(tech.params[k], list):
+                    err(p + (k,), f"optimizer {oname!r}: {k} takes one value here (to compare several, list optimizers under techniques:)")
+            optimizer = {"name": oname, "params": {**tech.params, **oparams}}
+            for problem in tech.validate(optimizer["params"]):
+                err(p, f"optimizer {oname!r}: {problem}")
+        elif "optimizer" not in raw_wl:
+            # the default is built from the core's table: structure sweeps train without the plugin
+            optimizer = {"name": oname, "params": OPTIMIZERS[oname].params}
+        else:
+            err(p, f"unknown optimizer {oname!r}{did_you_mean(oname, optimizer_names)}; available: {', '.join(optimizer_names) or 'none installed'}")
+    else:
+        for k in TRAIN_ONLY_KEYS:
+            if k in raw_wl:
+                err(("workload", k), f"workload.{k} applies to kind: train only")
+
     if errors:
         raise SuiteError([f"{filename}:{ln}: {m}" for ln, m in sorted(set(errors))])
 
-    wl = {"kind": "forward", "batch": [1], "seq_len": [128], **data.get("workload", {})}
+    if train:
+        wl = {"kind": "train", "batch": [TRAIN_BATCH], "seq_len": [TRAIN_SEQ_LEN], **TRAIN_DEFAULTS, **raw_wl, "optimizer": optimizer}
+        wl["eval_every"] = wl["eval_every"] or max(1, wl["steps"] // 10)
+    else:
+        wl = {"kind": "forward", "batch": [1], "seq_len": [128], **raw_wl}
     wl["batch"], wl["seq_len"] = _as_list(wl["batch"]), _as_list(wl["seq_len"])
     assert baseline is not None
     return Suite(
@@ -446,6 +509,14 @@ def parse_suite(text: str, filename: str, pm: PluginManager) -> Suite:
         question=data.get("question", ""), rounds=int(data.get("rounds", 1)),
         accuracy_budget=data.get("accuracy_budget", "1%"),
     )
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _type_ok(x: Any, default: Any) -> bool:
