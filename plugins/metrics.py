@@ -49,6 +49,7 @@ class Latency(Metric):
             max_time_s=m["max_time_s"], precision=m["precision"], unstable_ratio=m["unstable_ratio"],
         )
         probe_after = latency.speed_probe()
+        ctx.shared["latency_median_s"] = stats.median  # for the mfu metric: FLOPs over this median
         tokens = wl["batch"] * wl["seq_len"]
         return {
             "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after], "unstable_ratio": m["unstable_ratio"]},
