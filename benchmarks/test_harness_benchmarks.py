@@ -308,7 +308,7 @@ def test_per_cell_overhead(benchmark, pm, tmp_path, monkeypatch, figure):
 
     def run_once():
         out = tmp_path / f"run{next(runs)}"  # a fresh directory, so nothing is resumed
-        return run_suite(suite, pm, RunOptions(out_dir=out), on_progress=progress.append)
+        return run_suite(suite, pm, RunOptions(out_dir=out, history=""), on_progress=progress.append)
 
     times: list[float] = []
     outcome = benchmark.pedantic(_timed(run_once, times), rounds=1, iterations=1)

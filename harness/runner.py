@@ -96,6 +96,7 @@ class CellProcess:
                     continue
                 break
         self.proc.join(timeout=10)
+        self._kill_group()  # nothing a cell started outlives it
         if row is None:
             code = self.proc.exitcode
             if self.proc.is_alive():
@@ -104,7 +105,16 @@ class CellProcess:
             return {"status": "failed", "reason": reason, "metrics": {}}
         return row
 
+    def _kill_group(self) -> None:
+        if self.proc.pid is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def kill(self) -> None:
+        """Kill the cell and every process it started (its process group: torchrun and its ranks)."""
+        self._kill_group()
         if self.proc.is_alive():
             self.proc.kill()
         self.proc.join(timeout=10)
@@ -116,11 +126,19 @@ class CellProcess:
 
 def _one_line(cell: dict[str, Any], row: dict[str, Any]) -> str:
     wl = cell["workload"]
-    head = f"{cell['technique']['label']:<22} {cell['backend']:<6} b={wl['batch']:<3} s={wl['seq_len']:<4}"
+    shape = "".join(f"{k[0] if k != 'ffn_ratio' else 'ffn'}{v}" for k, v in cell["model"].items()
+                    if k in ("depth", "width", "heads", "ffn_ratio") and v is not None)
+    label = cell["technique"]["label"] + (f" {shape}" if shape else "")
+    head = f"{label:<22} {cell['backend']:<6} b={wl['batch']:<3} s={wl['seq_len']:<4}"
     if row["status"] != "ok":
         return f"{head} {row['status']}: {row['reason']}"
     m = row["metrics"]
     parts = []
+    training = row.get("training") or {}
+    if training:
+        reached = training.get("reached_at_step")
+        parts.append(f"DIVERGED ({training['diverged']})" if training.get("diverged")
+                     else f"target at step {reached}" if reached else f"{training.get('steps_done', '?')} steps")
     if "latency" in m:
         lat = m["latency"]
         parts.append(f"median {lat['median'] * 1e3:.2f} ms [{lat['ci95'][0] * 1e3:.2f}, {lat['ci95'][1] * 1e3:.2f}] n={lat['n']}")
@@ -205,11 +223,15 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
         log(f"resuming {out}: {len(cells_done)} of {len(cells)} cells already finished"
             + (f" ({len(done)} of {len(cells) * rounds} cell rounds)" if rounds > 1 else ""))
     first_round = {k: st for (k, r), st in done.items() if r == 1}
+    server_round = todo[0][0] if todo else 1
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(suite.name, total=len(todo))
             for rnd, cell in todo:
+                if rnd != server_round:
+                    _stop_forkserver()  # each round forks from a server of its own: rounds replicate whole processes
+                    server_round = rnd
                 tag = f"[{rnd}/{rounds}] " if rounds > 1 else ""
                 if rnd > 1 and first_round.get(cell["key"]) != "ok":
                     progress.advance(task)  # a cell that failed or skipped in round 1 has nothing to time again
@@ -306,7 +328,7 @@ def _row(cell: dict[str, Any], child: dict[str, Any], run_id: str, pm: PluginMan
     if child["status"] == "ok":
         # what the harness itself cost: process start, plugin and model loading, transport
         row["harness_overhead_s"] = round(max(wall - measured, 0.0), 4)
-    for k in ("unstable", "backend_info", "model_info", "plugin_of", "threads", "traceback", "technique_info"):
+    for k in ("unstable", "backend_info", "model_info", "plugin_of", "threads", "traceback", "technique_info", "training"):
         if k in child:
             row[k] = child[k]
     return row

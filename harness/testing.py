@@ -96,7 +96,7 @@ def run_suite_yaml(yaml_text: str, out_dir: str | Path, *, plugins: Plugins | No
     if fast:
         own = data.get("measure", {}) if isinstance(data, dict) else {}
         suite.measure = {**suite.measure, **{k: v for k, v in FAST_MEASURE.items() if k not in own}}
-    opts = RunOptions(out_dir=out_dir, inline_plugins=inline, timeout=timeout)
+    opts = RunOptions(out_dir=out_dir, inline_plugins=inline, timeout=timeout, history="")  # tests keep no history
     return run_suite(suite, pm, opts)
 
 

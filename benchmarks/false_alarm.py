@@ -1,0 +1,172 @@
+"""False-alarm and detection rates of ``optbench compare`` on quickstart-like runs.
+
+    python benchmarks/false_alarm.py --unchanged 20 --slowed 20 --rounds 5 -o /tmp/false-alarm
+
+Runs N unchanged runs and M runs whose ``quantize`` technique is made exactly ``--slowdown``
+(default 5%) slower by benchmarks/degrade_plugin.py (busy-waiting that fraction of each
+forward pass's own time; cell keys stay the same), interleaved U, S, U, S... so machine
+drift hits both kinds alike. Every run is recorded in DIR/history.db. Then:
+
+- false alarms: every pair (i < j) of unchanged runs compared, baseline i, current j; a
+  compare with any regression flagged is a false alarm (the target: at most 1 in 100);
+- detection: every (unchanged baseline, slowed current) pair; per quantize cell, flagged
+  or not (the target: at least 19 in 20); per compare, all slowed cells flagged;
+
+each under several rules: the default (rounds as replicates), the same with the history's
+run-to-run noise (leave-two-out: the history without the two runs compared), normalised
+by the speed probe, and asv's raw-sample Mann-Whitney rule for reference. Also printed: the
+variance components the rule relies on (round-to-round and run-to-run spread of each
+cell's latency, in %) and how often cells were not comparable (slow mode, unstable).
+
+``--reuse`` skips running and analyses the runs already in DIR. Runs take about a minute
+each with the quickstart's measure settings (--min-time 2); the machine must be quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+SUITE = """name: false-alarm
+question: Does optbench compare stay quiet on unchanged runs and catch a {slow:.0%} slowdown?
+model: {{source: reference, size: tiny}}
+data: {{name: pydoc-text, split: heldout}}
+backend: cpu
+threads: 2
+workload: {{kind: forward, batch: [1, 8], seq_len: 128}}
+measure: {{warmup: auto, min_reps: 20, min_time_s: {min_time}, max_time_s: 20, metrics: [latency, memory]}}
+baseline: none
+techniques:
+  - none
+  - quantize: {{method: int8-weight-only}}
+rounds: {rounds}
+timeout: 300
+"""
+
+
+def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdown: float, min_time: float) -> None:
+    os.environ["OPTBENCH_HISTORY"] = str(out / "history.db")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")]))
+    sys.path.insert(0, str(HERE))
+    from optbench.testing import run_suite_yaml
+
+    text = SUITE.format(slow=slowdown, min_time=min_time, rounds=rounds)
+    order = ["u"] * n_unchanged + ["s"] * n_slowed
+    order = [k for pair in itertools.zip_longest(order[:n_unchanged], order[n_unchanged:]) for k in pair if k]
+    counts = {"u": 0, "s": 0}
+    for kind in order:
+        counts[kind] += 1
+        d = out / f"{'unchanged' if kind == 'u' else 'slowed'}-{counts[kind]:02d}"
+        if (d / "run.json").exists() and json.loads((d / "run.json").read_text()).get("segments", [{}])[-1].get("finished"):
+            continue
+        os.environ["OPTBENCH_DEGRADE"] = f"quantize:slow={slowdown}" if kind == "s" else ""
+        t0 = time.perf_counter()
+        run_suite_yaml(text, d, plugins={"degrade": "degrade_plugin"}, fast=False)
+        print(f"{d.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    os.environ.pop("OPTBENCH_DEGRADE", None)
+
+
+def load(out: Path, prefix: str) -> list[tuple[dict, list[dict]]]:
+    from optbench.results import read_rows, rows_by_cell
+
+    runs = []
+    for d in sorted(out.glob(f"{prefix}-*")):
+        if (d / "run.json").exists():
+            runs.append((json.loads((d / "run.json").read_text()), list(rows_by_cell(read_rows(d)).values())))
+    return runs
+
+
+def analyse(out: Path) -> None:
+    from optbench.compare import NOT_COMPARABLE, REGRESSION, Measurement, compare_runs, decide, rule_for
+    from optbench.history import History, history_noise
+
+    unchanged, slowed = load(out, "unchanged"), load(out, "slowed")
+    print(f"{len(unchanged)} unchanged runs, {len(slowed)} slowed runs in {out}")
+    h = History.open(out / "history.db") if (out / "history.db").exists() else None
+
+    # variance components: the spread the rule has to see through
+    by_cell: dict[str, list[list[float]]] = {}
+    for _, rows in unchanged:
+        for r in rows:
+            m = Measurement.from_row(r, "latency")
+            if m and not m.unstable and not m.slow:
+                by_cell.setdefault(f"{r['technique']['label']} b={r['workload']['batch']}", []).append([math.log(x) for x in m.rounds])
+    print("\nlatency spread of unchanged runs (clean cells only):")
+    for cell, runs in sorted(by_cell.items()):
+        within = [statistics.stdev(x) for x in runs if len(x) > 1]
+        means = [statistics.fmean(x) for x in runs]
+        between = statistics.stdev(means) if len(means) > 1 else float("nan")
+        print(f"  {cell:24} round-to-round sd {100 * statistics.fmean(within) if within else float('nan'):.2f}%, "
+              f"run-to-run sd of run means {100 * between:.2f}% ({len(runs)} runs)")
+
+    def flagged(base, cur, variant):
+        (bm, br), (cm, cr) = base, cur
+        noise = None
+        if variant == "history" and h is not None:
+            noise = history_noise(h, cm, cr, exclude=(bm["run_id"], cm["run_id"]))
+        if variant == "asv":
+            out_cells = {}
+            for b in br:
+                c = next((x for x in cr if x["cell"] == b["cell"]), None)
+                mb, mc = Measurement.from_row(b, "latency"), Measurement.from_row(c, "latency") if c else None
+                if mb and mc:
+                    raw_b = Measurement(mb.value, samples=mb.samples)
+                    raw_c = Measurement(mc.value, samples=mc.samples)
+                    out_cells[b["technique"]["label"] + f" b={b['workload']['batch']}"] = decide(raw_b, raw_c, rule_for("latency")).status
+            return out_cells
+        cmp = compare_runs(bm, br, cm, cr, history_noise=noise, normalize_probe=variant == "probe")
+        return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
+                for r in cmp.results if r.metric == "latency"}
+
+    variants = ["rounds", "history", "probe", "asv"]
+    print("\nrule                   false alarms (unchanged pairs)   detection per slowed cell   per compare   not comparable")
+    for variant in variants:
+        fa = fa_n = nc = 0
+        for i, j in itertools.combinations(range(len(unchanged)), 2):
+            st = flagged(unchanged[i], unchanged[j], variant)
+            fa += any(s == REGRESSION for s in st.values())
+            nc += sum(s == NOT_COMPARABLE for s in st.values())
+            fa_n += 1
+        det = det_n = comp = comp_n = 0
+        for u, s in itertools.product(unchanged, slowed):
+            st = flagged(u, s, variant)
+            slowed_cells = [v for k, v in st.items() if not k.startswith("none")]
+            det += sum(v == REGRESSION for v in slowed_cells)
+            det_n += len(slowed_cells)
+            nc += sum(v == NOT_COMPARABLE for v in st.values())
+            comp += bool(slowed_cells) and all(v == REGRESSION for v in slowed_cells)
+            comp_n += 1
+        print(f"{variant:22} {fa:4d} / {fa_n:<4d} ({100 * fa / max(fa_n, 1):5.1f}%)          "
+              f"{det:4d} / {det_n:<4d} ({100 * det / max(det_n, 1):5.1f}%)   {comp:3d} / {comp_n:<3d}      {nc}")
+    if h is not None:
+        h.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-o", "--out", default="results/false-alarm", help="runs and their history go here")
+    ap.add_argument("--unchanged", type=int, default=20, metavar="N")
+    ap.add_argument("--slowed", type=int, default=20, metavar="M")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--slowdown", type=float, default=0.05, help="fraction: 0.05 = 5%% slower")
+    ap.add_argument("--min-time", type=float, default=2.0, help="measure.min_time_s of each cell round (the quickstart's: 2)")
+    ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.reuse:
+        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time)
+    analyse(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,533 @@
+"""Regression statistics: is the current run worse than a baseline run, cell by cell?
+
+The decision for one cell and metric is :func:`decide`, a pure function; everything else
+here gathers its inputs (matching cells by key, the environment check, the noise estimates)
+and collects its answers into a :class:`Comparison`.
+
+Why not asv's rule alone (ratio past the threshold and Mann-Whitney U p < 0.002 on the raw
+samples)? On the small VMs this project runs on, the samples inside one process are
+correlated and the level moves between processes by several percent or more; raw-sample
+tests take that drift for a real change. The unit of replication is therefore the process:
+with ``rounds: N`` (N >= 2, 3 or more advised) each round is its own process and its median
+is one replicate, and a t-test on the log round medians asks whether the runs differ by
+more than their rounds differ among themselves. A history of earlier runs adds the other
+noise source, the drift between runs (nights), measured directly as the spread of
+successive run-to-run differences. asv's rule is kept as the fallback where neither
+replication exists (``rounds: 1`` and no history), and said so in the verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: one-sided significance level: asv's p < 0.002 two-sided is p < 0.001 one-sided
+ALPHA = 0.001
+#: a speed probe this many times slower than the fastest seen means the machine was in its slow mode
+SLOW_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    """How one metric is judged: relative threshold, direction, absolute floor."""
+
+    threshold: float              # relative change that matters, 0.05 = 5%
+    higher_is_worse: bool = True
+    floor: float = 0.0            # an absolute change at or below this is never flagged (values near 0)
+    judged: bool = True           # False: reported, never flagged (derived or descriptive metrics)
+
+
+#: defaults per metric; a suite's ``thresholds:`` overrides the threshold (never the direction)
+DEFAULT_RULES: dict[str, MetricRule] = {
+    # timed (raw samples, per-round medians): noise handled by the statistics
+    "latency": MetricRule(0.05),
+    "step_time": MetricRule(0.05),
+    # derived from a timed metric (tokens / median latency): judged through that metric
+    "throughput": MetricRule(0.05, higher_is_worse=False, judged=False),
+    "tokens_per_s": MetricRule(0.05, higher_is_worse=False),
+    "seconds_to_target": MetricRule(0.10),
+    "steps_to_target": MetricRule(0.05),
+    # deterministic given the code and seeds: any change past the threshold is real
+    "model_bytes": MetricRule(0.01),
+    "param_bytes": MetricRule(0.01),
+    "unique_param_bytes": MetricRule(0.01),
+    "serialized_bytes": MetricRule(0.01),
+    "parameters": MetricRule(0.01),
+    "flops_per_token": MetricRule(0.01),
+    "perplexity": MetricRule(0.01),
+    "final_perplexity": MetricRule(0.01),
+    "final_loss": MetricRule(0.01),
+    "top1_accuracy": MetricRule(0.01, higher_is_worse=False),
+    "top1_agreement": MetricRule(0.01, higher_is_worse=False),
+    "kl_divergence": MetricRule(0.10, floor=1e-3),
+    "weight_sparsity": MetricRule(0.05, judged=False),
+    # one noisy value per run (no replicates): a wider threshold, and the history's noise when there is one
+    "peak_rss": MetricRule(0.10),
+    "gpu_peak_allocated": MetricRule(0.05),
+    "energy_j": MetricRule(0.10),
+}
+#: names a suite may use in ``thresholds:`` for a metric
+ALIASES = {"latency_p50": "latency", "latency_median": "latency", "p50": "latency", "accuracy": "top1_accuracy",
+           "memory": "model_bytes", "agreement": "top1_agreement"}
+_LOWER_IS_WORSE_HINTS = ("per_s", "throughput", "accuracy", "agreement", "speedup")
+
+
+def rule_for(metric: str, thresholds: dict[str, Any] | None = None) -> MetricRule:
+    """The rule for ``metric``: the default, with the suite's threshold if it names one.
+
+    A metric without a default is reported but not flagged, unless the suite gives it a
+    threshold; then a rise is worse, or a fall for names like ``*_per_s`` or ``*accuracy*``.
+    """
+    thresholds = {ALIASES.get(k, k): v for k, v in (thresholds or {}).items()}
+    base = DEFAULT_RULES.get(metric)
+    if base is None:
+        worse_up = not any(h in metric for h in _LOWER_IS_WORSE_HINTS)
+        base = MetricRule(0.05, higher_is_worse=worse_up, judged=metric in thresholds)
+    if metric in thresholds:
+        return MetricRule(parse_percent(thresholds[metric]), base.higher_is_worse, base.floor, True)
+    return base
+
+
+def parse_percent(text: Any) -> float:
+    """'5%' or '+5%' -> 0.05 (the suite schema already checked the form)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    return float(str(text).strip().lstrip("+").rstrip("%")) / 100
+
+
+# --- one side of a comparison ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One cell's value of one metric in one run, with what the statistics need."""
+
+    value: float | None                   # the median for timed metrics, else the value
+    rounds: tuple[float, ...] = ()        # per-round medians: one replicate per process
+    samples: tuple[float, ...] = ()       # raw samples, all rounds pooled
+    probes: tuple[float, ...] = ()        # speed probe per round (the slower of before/after)
+    unstable: str = ""                    # why the samples are not a clean figure
+    slow: str = ""                        # why the machine was in its slow mode
+    unit: str = ""
+
+    @property
+    def timed(self) -> bool:
+        return bool(self.rounds or self.samples)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], metric: str) -> Measurement | None:
+        m = row.get("metrics", {}).get(metric)
+        if not isinstance(m, dict):
+            return None
+        if "samples" in m or "median" in m:
+            rounds = tuple(r["median"] for r in m.get("rounds", [])) or (m["median"],)
+            probes = m.get("speed_probe_s") or []
+            per_round = tuple(max(probes[i:i + 2]) for i in range(0, len(probes), 2)) if len(probes) == 2 * len(rounds) else ()
+            return cls(value=m.get("median"), rounds=rounds, samples=tuple(m.get("samples", ())), probes=per_round,
+                       unstable=(m.get("unstable_reason") or "unstable") if m.get("unstable") else "",
+                       slow=row.get("slow_machine", "") or "", unit=m.get("unit", "s"))
+        v = m.get("value")
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return None
+        return cls(value=float(v), unit=m.get("unit", ""))
+
+
+@dataclass(frozen=True)
+class Noise:
+    """An independent estimate of a variance (log scale) and its degrees of freedom."""
+
+    var: float
+    df: float
+    source: str = ""
+
+
+@dataclass
+class Verdict:
+    status: str                         # regression | improvement | unchanged | not comparable
+    ratio: float | None                 # current / baseline
+    ci95: tuple[float, float] | None = None   # 95% interval of the ratio
+    p: float | None = None              # one-sided p of a change in the direction seen
+    method: str = ""
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci95"] = list(self.ci95) if self.ci95 else None
+        return d
+
+
+REGRESSION, IMPROVEMENT, UNCHANGED, NOT_COMPARABLE = "regression", "improvement", "unchanged", "not comparable"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    if a == 0:
+        return 1.0 if b == 0 else math.inf
+    return b / a
+
+
+def screen(base: Measurement, cur: Measurement, slow_factor: float = SLOW_FACTOR) -> str:
+    """Why two timed measurements cannot be compared (slow mode, unstable samples), or ''."""
+    for side, m in (("baseline", base), ("current", cur)):
+        if m.slow:
+            return f"{side} measured while the machine was slow ({m.slow})"
+    for side, m in (("baseline", base), ("current", cur)):
+        if m.unstable:
+            return f"{side} samples are unstable ({m.unstable})"
+    if base.probes and cur.probes:
+        speed = statistics.median(cur.probes) / statistics.median(base.probes)
+        if speed > slow_factor or speed < 1 / slow_factor:
+            return f"the machine ran at a different speed: speed probe {speed:.1f}x the baseline's"
+    return ""
+
+
+def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noise | None = None,
+           history: Noise | None = None, alpha: float = ALPHA, normalize_probe: bool = False) -> Verdict:
+    """Judge one cell's metric: regression, improvement, unchanged, or not comparable.
+
+    Timed metrics (latency...):
+
+    1. Not comparable when either side was measured in the machine's slow mode (the row's
+       ``slow_machine``, a speed probe past 3x), has unstable samples, or the two runs'
+       speed probes differ by more than 3x: a slow mode is not a regression.
+    2. The change is ``d = mean(log round medians, current) - mean(..., baseline)``: each
+       round is one process, the unit of replication.
+    3. Its variance is the largest of the independent estimates at hand: the spread of
+       this cell's round medians (both runs, ``df = n_a + n_b - 2``), the same spread
+       pooled over every cell of the two runs (``pooled``), and the spread of run-to-run
+       differences in the history (``history``), which includes the drift between runs
+       that rounds inside one run cannot see. A t-distribution with that estimate's
+       degrees of freedom gives the one-sided p and the ``1 - 2 alpha`` interval of ``d``.
+    4. Regression when the change is significantly worse (p < ``alpha``, 0.001: asv's
+       p < 0.002 two-sided) and its interval reaches the threshold, i.e. a change of the
+       threshold's size cannot be ruled out. A change measured as precisely smaller than
+       the threshold is never flagged; a change of exactly the threshold is flagged with
+       the power of the test. Improvement: the same in the other direction.
+    5. Without replicates on either side and without a history (``rounds: 1``), asv's
+       rule on the raw samples: Mann-Whitney U p < 2 alpha and the ratio past the
+       threshold; the method says that between-run drift is not accounted for.
+
+    Other metrics are one value per run. Deterministic ones (bytes, parameters, FLOPs,
+    perplexity, accuracy) change only when the code does: regression when the change is
+    past the threshold (and past ``rule.floor`` in absolute terms). With a ``history``
+    noise estimate (peak RSS is noisy) the change must also be significant against it.
+    """
+    ratio = _ratio(base.value, cur.value)
+    if base.value is None or cur.value is None:
+        return Verdict(NOT_COMPARABLE, ratio, reason="missing on one side", method="none")
+    worse = 1.0 if rule.higher_is_worse else -1.0
+    lim = math.log1p(rule.threshold)
+    if cur.value == base.value:
+        return Verdict(UNCHANGED, ratio, method="exact")
+    if abs(cur.value - base.value) <= rule.floor:
+        return Verdict(UNCHANGED, ratio, method="exact", reason=f"change within the absolute floor {rule.floor:g}")
+    if base.value <= 0 or cur.value <= 0:  # no log scale: an exact comparison of the difference
+        delta = (cur.value - base.value) * worse
+        status = REGRESSION if delta > 0 else IMPROVEMENT
+        return Verdict(status if rule.judged else UNCHANGED, ratio, method="exact", reason="value at or below zero: compared by difference")
+
+    if not (base.timed or cur.timed):
+        d = math.log(cur.value / base.value)
+        if history is None or history.var <= 0:
+            status = _status(worse * d, worse * d, worse * d, lim)
+            return Verdict(status if rule.judged else UNCHANGED, ratio, method="exact (one value per run)")
+        return _t_verdict(d, history.var, history.df, worse, lim, alpha, rule.judged, f"t-test against {history.source}")
+
+    why = screen(base, cur)
+    if why:
+        return Verdict(NOT_COMPARABLE, ratio, reason=why, method="screen")
+    xa = [math.log(x) for x in base.rounds or (base.value,)]
+    xb = [math.log(x) for x in cur.rounds or (cur.value,)]
+    note = ""
+    if normalize_probe and len(base.probes) == len(xa) and len(cur.probes) == len(xb):
+        xa = [x - math.log(p) for x, p in zip(xa, base.probes, strict=True)]
+        xb = [x - math.log(p) for x, p in zip(xb, cur.probes, strict=True)]
+        note = ", normalised by the speed probe"
+    na, nb = len(xa), len(xb)
+    d = statistics.fmean(xb) - statistics.fmean(xa)
+    scale = 1 / na + 1 / nb
+    candidates: list[tuple[float, float, str]] = []
+    if na >= 2 and nb >= 2:
+        ss = sum((x - statistics.fmean(xa)) ** 2 for x in xa) + sum((x - statistics.fmean(xb)) ** 2 for x in xb)
+        candidates.append((ss / (na + nb - 2) * scale, na + nb - 2, f"{na}+{nb} round medians"))
+        if pooled is not None and pooled.df > 0:
+            candidates.append((pooled.var * scale, pooled.df, pooled.source or "round medians pooled over cells"))
+    if history is not None and history.df > 0:
+        candidates.append((history.var, history.df, history.source or "history"))
+    if not candidates:
+        return _mann_whitney(base, cur, ratio, worse, lim, alpha, rule.judged)
+    var, df, source = max(candidates, key=lambda c: c[0])
+    if var <= 0:
+        var = 1e-12
+    return _t_verdict(d, var, df, worse, lim, alpha, rule.judged, f"t-test on log round medians, noise from {source}{note}")
+
+
+def _status(worse_lo: float, worse_hi: float, worse_point: float, lim: float) -> str:
+    """From the interval of the change in the worse direction: significant, and reaching the threshold."""
+    if worse_lo > 0 and worse_hi >= lim - 1e-12:
+        return REGRESSION
+    if worse_hi < 0 and worse_lo <= -lim + 1e-12:
+        return IMPROVEMENT
+    return UNCHANGED
+
+
+def _t_verdict(d: float, var: float, df: float, worse: float, lim: float, alpha: float, judged: bool, method: str,
+               ratio: float | None = None) -> Verdict:
+    from scipy.special import stdtr, stdtrit  # Student's t cdf and its inverse: scipy.stats costs ~1 s to import
+
+    se = math.sqrt(var)
+    q = float(stdtrit(df, 1 - alpha))
+    q95 = float(stdtrit(df, 0.975))
+    lo, hi = d - q * se, d + q * se
+    wlo, whi = (lo, hi) if worse > 0 else (-hi, -lo)
+    status = _status(wlo, whi, worse * d, lim)
+    p = float(stdtr(df, -abs(d) / se)) if se > 0 else 0.0
+    return Verdict(status if judged else UNCHANGED, math.exp(d) if ratio is None else ratio,
+                   (math.exp(d - q95 * se), math.exp(d + q95 * se)), p, method)
+
+
+def _mann_whitney(base: Measurement, cur: Measurement, ratio: float | None, worse: float, lim: float, alpha: float,
+                  judged: bool) -> Verdict:
+    method = "asv's rule: Mann-Whitney U on raw samples (no between-process replication: use rounds >= 3 or a history)"
+    if len(base.samples) < 5 or len(cur.samples) < 5 or ratio is None:
+        return Verdict(UNCHANGED, ratio, method=method, reason="too few samples to test")
+    from scipy.stats import mannwhitneyu
+
+    p2 = float(mannwhitneyu(cur.samples, base.samples, alternative="two-sided").pvalue)
+    change = worse * math.log(ratio)
+    status = UNCHANGED
+    if p2 < 2 * alpha and abs(change) >= lim:
+        status = REGRESSION if change > 0 else IMPROVEMENT
+    return Verdict(status if judged else UNCHANGED, ratio, None, p2 / 2, method)
+
+
+def pooled_noise(pairs: Iterable[tuple[Measurement, Measurement]]) -> Noise | None:
+    """The within-run spread of log round medians, pooled over cells (both runs of each pair)."""
+    ss = 0.0
+    df = 0
+    for a, b in pairs:
+        for m in (a, b):
+            if len(m.rounds) >= 2 and all(x > 0 for x in m.rounds):
+                xs = [math.log(x) for x in m.rounds]
+                mu = statistics.fmean(xs)
+                ss += sum((x - mu) ** 2 for x in xs)
+                df += len(xs) - 1
+    return Noise(ss / df, df, f"round medians pooled over {df} df") if df else None
+
+
+def noise_from_series(estimates: list[float], source: str = "history") -> Noise | None:
+    """Variance of a run-to-run difference, from a history of per-run log estimates.
+
+    Successive differences cancel slow level changes and a step costs one difference, so
+    a robust spread of them (1.4826 x MAD) is the noise one compare of two runs faces,
+    between-run drift included. The MAD keeps about 37% of the efficiency of a variance,
+    so its degrees of freedom are counted as 0.37 per difference.
+    """
+    xs = [x for x in estimates if x is not None and math.isfinite(x)]
+    diffs = [b - a for a, b in zip(xs, xs[1:], strict=False)]
+    if len(diffs) < 5:
+        return None
+    med = statistics.median(diffs)
+    mad = statistics.median(abs(x - med) for x in diffs)
+    sd = 1.4826 * mad
+    return Noise(sd * sd, max(2.0, 0.37 * len(diffs)), f"{source}: {len(diffs)} run-to-run differences")
+
+
+def run_estimate(m: Measurement | None) -> float | None:
+    """The log-scale value of one run that :func:`decide` compares (mean of log round medians)."""
+    if m is None or m.value is None or m.value <= 0:
+        return None
+    if m.rounds and all(x > 0 for x in m.rounds):
+        return statistics.fmean(math.log(x) for x in m.rounds)
+    return math.log(m.value)
+
+
+# --- whole runs ---------------------------------------------------------------------------
+
+
+def cell_name(row: dict[str, Any]) -> str:
+    """A cell as people name it: technique label, backend, workload (and model when not the plain tiny one)."""
+    wl = row.get("workload", {})
+    parts = [row.get("technique", {}).get("label", "?"), row.get("backend", "?")]
+    if wl:
+        parts.append(" ".join(f"{k[0] if k in ('batch', 'seq_len') else k}={v}" for k, v in
+                              (("b", wl.get("batch")), ("s", wl.get("seq_len"))) if v is not None))
+        if wl.get("kind") not in (None, "forward"):
+            parts.append(str(wl["kind"]))
+    model = {k: v for k, v in (row.get("model") or {}).items() if v is not None and k != "source"}
+    if model and model != {"size": "tiny"}:
+        parts.append(",".join(f"{k}={v}" for k, v in model.items()))
+    return " ".join(p for p in parts if p)
+
+
+FINGERPRINT_KEYS = ("cpu", "cpu_count", "gpu", "python", "packages", "threads", "omp")
+
+
+def environment_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """'' when two environment fingerprints match (the git commit does not count), else what differs."""
+    if a.get("id") and a.get("id") == b.get("id"):
+        return ""
+    diffs = []
+    for k in FINGERPRINT_KEYS:
+        va, vb = a.get(k), b.get(k)
+        if va == vb:
+            continue
+        if isinstance(va, dict) and isinstance(vb, dict):
+            for sub in sorted(set(va) | set(vb)):
+                if va.get(sub) != vb.get(sub):
+                    diffs.append(f"{k}.{sub}: {va.get(sub)} -> {vb.get(sub)}")
+        else:
+            diffs.append(f"{k}: {va} -> {vb}")
+    return "; ".join(diffs)
+
+
+@dataclass
+class MetricResult:
+    cell: str                    # cell key
+    name: str                    # cell name (see cell_name)
+    metric: str
+    unit: str
+    baseline: float | None
+    current: float | None
+    threshold: float
+    verdict: Verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in asdict(self).items() if k != "verdict"}, **self.verdict.to_dict()}
+
+
+@dataclass
+class CellNote:
+    """A cell judged as a whole: newly failing (a regression), fixed, skipped, not comparable."""
+
+    cell: str
+    name: str
+    status: str
+    reason: str
+
+
+@dataclass
+class Comparison:
+    baseline: dict[str, Any]            # run summaries: run_id, suite, started, git commit, env id
+    current: dict[str, Any]
+    results: list[MetricResult] = field(default_factory=list)
+    cells: list[CellNote] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)      # cell names only in the current run
+    removed: list[str] = field(default_factory=list)    # only in the baseline
+    environment: str = ""                                # '' or what differs
+    suite_changed: bool = False
+    trends: list[dict[str, Any]] = field(default_factory=list)   # recent steps from the history
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[MetricResult]:
+        return [r for r in self.results if r.verdict.status == REGRESSION]
+
+    @property
+    def improvements(self) -> list[MetricResult]:
+        return [r for r in self.results if r.verdict.status == IMPROVEMENT]
+
+    @property
+    def failing_cells(self) -> list[CellNote]:
+        return [c for c in self.cells if c.status == REGRESSION]
+
+    @property
+    def not_comparable(self) -> list[MetricResult]:
+        return [r for r in self.results if r.verdict.status == NOT_COMPARABLE]
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.regressions or self.failing_cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "current": self.current, "regressed": self.regressed,
+                "results": [r.to_dict() for r in self.results], "cells": [asdict(c) for c in self.cells],
+                "added": self.added, "removed": self.removed, "environment": self.environment,
+                "suite_changed": self.suite_changed, "trends": self.trends, "notes": self.notes}
+
+
+def run_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    env = meta.get("environment", {})
+    return {"run_id": meta.get("run_id"), "suite": meta.get("suite"), "started": meta.get("started"),
+            "suite_sha256": meta.get("suite_sha256"), "git": env.get("git", {}).get("commit"), "env_id": env.get("id"),
+            "source": meta.get("_source", "")}
+
+
+def _fastest_probe(rows: Iterable[dict[str, Any]]) -> float | None:
+    probes = [p for r in rows for p in (r.get("metrics", {}).get("latency", {}) or {}).get("speed_probe_s", []) or [] if p > 0]
+    return min(probes) if probes else None
+
+
+def _with_probe_screen(m: Measurement, fastest: float | None) -> Measurement:
+    """Flag a measurement whose probe is past SLOW_FACTOR x the fastest of both runs (the runner
+    compares with its own run only, so a run that starts slow escapes its check)."""
+    if m.slow or not fastest or not m.probes:
+        return m
+    worst = max(m.probes)
+    if worst > SLOW_FACTOR * fastest:
+        from dataclasses import replace
+
+        return replace(m, slow=f"speed probe {worst / fastest:.1f}x the fastest of both runs")
+    return m
+
+
+def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur_meta: dict[str, Any],
+                 cur_rows: list[dict[str, Any]], *, history_noise: dict[tuple[str, str], Noise] | None = None,
+                 alpha: float = ALPHA, normalize_probe: bool = False) -> Comparison:
+    """Compare two runs cell by cell (matched by cell key); rows are merged rows (one per cell)."""
+    cmp = Comparison(run_summary(base_meta), run_summary(cur_meta))
+    cmp.environment = environment_difference(base_meta.get("environment", {}), cur_meta.get("environment", {}))
+    cmp.suite_changed = bool(base_meta.get("suite_sha256")) and base_meta.get("suite_sha256") != cur_meta.get("suite_sha256")
+    thresholds = cur_meta.get("thresholds") or {}
+    base_by = {r["cell"]: r for r in base_rows}
+    cur_by = {r["cell"]: r for r in cur_rows}
+    cmp.added = sorted(cell_name(cur_by[k]) for k in cur_by.keys() - base_by.keys())
+    cmp.removed = sorted(cell_name(base_by[k]) for k in base_by.keys() - cur_by.keys())
+    fastest = _fastest_probe(list(base_rows) + list(cur_rows)) if not cmp.environment else None
+    history_noise = history_noise or {}
+
+    both: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    for key in sorted(base_by.keys() & cur_by.keys(), key=lambda k: cell_name(cur_by[k])):
+        b, c = base_by[key], cur_by[key]
+        name = cell_name(c)
+        if c.get("status") == "failed" and b.get("status") == "ok":
+            cmp.cells.append(CellNote(key, name, REGRESSION, f"failed: {c.get('reason', '')}"))
+        elif c.get("status") == "ok" and b.get("status") == "failed":
+            cmp.cells.append(CellNote(key, name, IMPROVEMENT, f"fixed (baseline failed: {b.get('reason', '')})"))
+        elif c.get("status") != "ok" or b.get("status") != "ok":
+            cmp.cells.append(CellNote(key, name, c.get("status", "?"), c.get("reason") or b.get("reason") or ""))
+        elif cmp.environment:
+            cmp.cells.append(CellNote(key, name, NOT_COMPARABLE, f"environment differs: {cmp.environment}"))
+        else:
+            both.append((key, b, c))
+
+    metrics_of: dict[str, list[tuple[str, str, Measurement, Measurement]]] = {}
+    for key, b, c in both:
+        for metric in sorted(set(b.get("metrics", {})) & set(c.get("metrics", {}))):
+            mb, mc = Measurement.from_row(b, metric), Measurement.from_row(c, metric)
+            if mb is None or mc is None:
+                continue
+            mb, mc = _with_probe_screen(mb, fastest), _with_probe_screen(mc, fastest)
+            metrics_of.setdefault(metric, []).append((key, cell_name(c), mb, mc))
+    for metric, items in metrics_of.items():
+        rule = rule_for(metric, thresholds)
+        clean = [(mb, mc) for _, _, mb, mc in items if mb.timed and not screen(mb, mc)]
+        pooled = pooled_noise(clean) if len(clean) > 1 else None
+        for key, name, mb, mc in items:
+            v = decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
+                       normalize_probe=normalize_probe)
+            cmp.results.append(MetricResult(key, name, metric, mc.unit or mb.unit, mb.value, mc.value, rule.threshold, v))
+    cmp.results.sort(key=lambda r: (r.name, r.metric))
+    unreplicated = sum(1 for r in cmp.results if r.verdict.method.startswith("asv's rule"))
+    if unreplicated:
+        cmp.notes.append(f"{unreplicated} timed metric{'s were' if unreplicated != 1 else ' was'} judged on within-process samples "
+                         "only (rounds: 1 and too little history): drift between runs can show as a change; use rounds: 3 or more")
+    if cmp.environment:
+        cmp.notes.append(f"environments differ ({cmp.environment}): cells are not comparable")
+    if cmp.suite_changed:
+        cmp.notes.append("the suite changed between the runs: cells with the same key are compared, the others listed as added/removed")
+    return cmp

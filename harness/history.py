@@ -1,0 +1,466 @@
+"""The history store: every finished run in one sqlite database, for compare and trends.
+
+Where: ``--history PATH``, else ``$OPTBENCH_HISTORY``, else ``history.db`` in the user's
+data directory (``platformdirs.user_data_dir("optbench")``). A run records itself when it
+finishes (the built-in ``history`` plugin observes ``optbench_run_finished``); an
+interrupted run is recorded once it is resumed to the end.
+
+Each run is written in one transaction: its run.json meta (environment fingerprint, git
+commit, suite name, hash and text, plugin versions), every merged cell row with its
+metrics and raw samples, one line per (cell, metric) for fast series, and its verdict
+against its predecessor (``last-green`` reads it). A killed writer leaves the previous
+state; a second record of the same run replaces the first.
+
+The schema is versioned with ``PRAGMA user_version`` and upgraded on open by the ordered
+:data:`MIGRATIONS`; a database newer than this code is refused, never downgraded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ENV = "OPTBENCH_HISTORY"
+FILENAME = "history.db"
+
+
+class HistoryError(Exception):
+    """A history problem, phrased as one line."""
+
+
+def default_path() -> Path:
+    env = os.environ.get(ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("optbench")) / FILENAME
+
+
+def resolve(setting: str | None) -> Path | None:
+    """The database a setting means: None -> the default, '' -> none (history off), else the path."""
+    if setting is None:
+        return default_path()
+    if setting == "":
+        return None
+    return Path(setting).expanduser()
+
+
+# --- schema ------------------------------------------------------------------------------
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    """Run statements one by one: ``executescript`` would commit the migration's transaction first."""
+    for statement in filter(None, (x.strip() for x in sql.split(";"))):
+        db.execute(statement)
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    _script(db, """
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY, suite TEXT NOT NULL, suite_sha256 TEXT, started TEXT, finished TEXT,
+            recorded TEXT, git_commit TEXT, env_id TEXT, meta TEXT NOT NULL);
+        CREATE INDEX runs_by_suite ON runs (suite, started);
+        CREATE TABLE cells (
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, cell TEXT NOT NULL, name TEXT,
+            status TEXT, row TEXT NOT NULL, PRIMARY KEY (run_id, cell));
+    """)
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    """Per-metric lines for series without parsing rows; verdicts for last-green; plugin versions."""
+    _script(db, """
+        ALTER TABLE runs ADD COLUMN plugins TEXT;
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, cell TEXT NOT NULL, metric TEXT NOT NULL,
+            unit TEXT, value REAL, lo REAL, hi REAL, rounds TEXT, flagged TEXT, PRIMARY KEY (run_id, cell, metric));
+        CREATE INDEX metrics_series ON metrics (cell, metric);
+        CREATE TABLE verdicts (
+            run_id TEXT PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE, baseline TEXT,
+            regressions INTEGER NOT NULL, compared INTEGER NOT NULL, summary TEXT, decided TEXT);
+    """)
+    for run_id, meta in db.execute("SELECT run_id, meta FROM runs").fetchall():
+        db.execute("UPDATE runs SET plugins = ? WHERE run_id = ?",
+                   (json.dumps(json.loads(meta).get("environment", {}).get("plugins", {})), run_id))
+    for run_id, row in db.execute("SELECT run_id, row FROM cells").fetchall():
+        _insert_metrics(db, run_id, json.loads(row))
+
+
+#: ordered: MIGRATIONS[i] takes a database from version i to i + 1
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
+    """Apply the migrations a database lacks, each in its own transaction; returns the version."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise HistoryError(f"history database schema version {version} is newer than this optbench understands "
+                           f"({SCHEMA_VERSION}); upgrade optbench")
+    for v in range(version, upto):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[v](db)
+            db.execute(f"PRAGMA user_version = {v + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return max(version, upto)
+
+
+def _metric_line(row: dict[str, Any], metric: str, m: dict[str, Any]) -> tuple | None:
+    if "median" in m:
+        ci = m.get("ci95") or [None, None]
+        rounds = [r["median"] for r in m.get("rounds", [])]
+        flagged = "; ".join(filter(None, [m.get("unstable_reason", "") if m.get("unstable") else "", row.get("slow_machine", "")]))
+        return (m.get("unit", "s"), m["median"], ci[0], ci[1], json.dumps(rounds) if rounds else None, flagged or None)
+    v = m.get("value")
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return (m.get("unit", ""), float(v), None, None, None, None)
+    return None
+
+
+def _insert_metrics(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) -> None:
+    if row.get("status") != "ok":
+        return
+    for metric, m in (row.get("metrics") or {}).items():
+        line = _metric_line(row, metric, m) if isinstance(m, dict) else None
+        if line:
+            db.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (run_id, row["cell"], metric, *line))
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class History:
+    """One history database; open with :meth:`open` (creates and migrates it)."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> History:
+        path = Path(path).expanduser()
+        if not path.exists() and not create:
+            raise HistoryError(f"no history database at {path} (runs record themselves there when they finish; --history PATH to choose)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            db.execute("PRAGMA foreign_keys = ON")
+            migrate(db)
+        except sqlite3.DatabaseError as e:
+            raise HistoryError(f"{path}: not a usable history database ({e})") from None
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- writing -----------------------------------------------------------------------
+
+    def record(self, meta: dict[str, Any], rows: list[dict[str, Any]], verdict: dict[str, Any] | None = None) -> str:
+        """Store one run (meta from run.json, merged rows), replacing an earlier record of it, atomically."""
+        from .compare import cell_name
+
+        run_id = meta["run_id"]
+        env = meta.get("environment", {})
+        segments = meta.get("segments") or [{}]
+        with self._transaction() as db:
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            db.execute("INSERT INTO runs (run_id, suite, suite_sha256, started, finished, recorded, git_commit, env_id, meta, plugins) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, meta.get("suite", "?"), meta.get("suite_sha256"), meta.get("started"), segments[-1].get("finished"),
+                        _now(), env.get("git", {}).get("commit"), env.get("id"), json.dumps(meta, sort_keys=True, default=str),
+                        json.dumps(env.get("plugins", {}), sort_keys=True)))
+            for row in rows:
+                self._insert_cell(db, run_id, row, cell_name(row))
+            if verdict is not None:
+                db.execute("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
+                           (run_id, verdict.get("baseline"), int(verdict["regressions"]), int(verdict["compared"]),
+                            verdict.get("summary", ""), _now()))
+        return run_id
+
+    def _insert_cell(self, db: sqlite3.Connection, run_id: str, row: dict[str, Any], name: str) -> None:
+        db.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?)",
+                   (run_id, row["cell"], name, row.get("status"), json.dumps(row, sort_keys=True, default=str)))
+        _insert_metrics(db, run_id, row)
+
+    def set_verdict(self, run_id: str, baseline: str | None, regressions: int, compared: int, summary: str = "") -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?)", (run_id, baseline, regressions, compared, summary, _now()))
+
+    # --- reading -----------------------------------------------------------------------
+
+    def runs(self, suite: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first: run_id, suite, started, git commit, env id, cell counts, verdict."""
+        sql = ("SELECT r.run_id, r.suite, r.suite_sha256, r.started, r.finished, r.git_commit, r.env_id, "
+               "(SELECT COUNT(*) FROM cells c WHERE c.run_id = r.run_id), "
+               "(SELECT COUNT(*) FROM cells c WHERE c.run_id = r.run_id AND c.status = 'failed'), "
+               "v.regressions, v.baseline, v.summary FROM runs r LEFT JOIN verdicts v ON v.run_id = r.run_id")
+        args: list[Any] = []
+        if suite:
+            sql += " WHERE r.suite = ?"
+            args.append(suite)
+        sql += " ORDER BY r.started DESC, r.recorded DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        keys = ("run_id", "suite", "suite_sha256", "started", "finished", "git_commit", "env_id", "cells", "failed",
+                "regressions", "verdict_baseline", "verdict")
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(sql, args)]
+
+    def load(self, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(meta, merged rows) of a stored run; ``run_id`` may be a unique prefix."""
+        rid = self.find(run_id)
+        meta = json.loads(self.db.execute("SELECT meta FROM runs WHERE run_id = ?", (rid,)).fetchone()[0])
+        rows = [json.loads(r[0]) for r in self.db.execute("SELECT row FROM cells WHERE run_id = ? ORDER BY cell", (rid,))]
+        meta["_source"] = f"history {self.path}"
+        return meta, rows
+
+    def find(self, ref: str) -> str:
+        hits = [r[0] for r in self.db.execute("SELECT run_id FROM runs WHERE run_id LIKE ? || '%' ORDER BY started", (ref,))]
+        if not hits:
+            raise HistoryError(f"no run {ref!r} in the history {self.path} (optbench history lists them)")
+        if ref in hits:
+            return ref
+        if len(hits) > 1:
+            raise HistoryError(f"run {ref!r} is ambiguous in {self.path}: {', '.join(hits[:5])}")
+        return hits[0]
+
+    def has(self, run_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def predecessor(self, suite: str, before: dict[str, Any], *, green: bool = False, env_id: str | None = None) -> str | None:
+        """The newest run of ``suite`` started before ``before`` (a meta), other than it.
+
+        ``green``: only runs whose verdict found no regression (a run without a verdict
+        counts as green: it had no predecessor). ``env_id``: prefer runs of that environment,
+        falling back to any when none has it.
+        """
+        sql = ("SELECT r.run_id, r.env_id FROM runs r LEFT JOIN verdicts v ON v.run_id = r.run_id "
+               "WHERE r.suite = ? AND r.run_id != ? AND (? IS NULL OR r.started < ? OR (r.started = ? AND r.run_id < ?))")
+        if green:
+            sql += " AND COALESCE(v.regressions, 0) = 0"
+        sql += " ORDER BY r.started DESC, r.run_id DESC"
+        started = before.get("started")
+        rows = self.db.execute(sql, (suite, before.get("run_id") or "", started, started, started, before.get("run_id") or "")).fetchall()
+        if env_id:
+            same = [r for r in rows if r[1] == env_id]
+            if same:
+                return same[0][0]
+        return rows[0][0] if rows else None
+
+    def cells_named(self, suite: str, name: str) -> list[tuple[str, str]]:
+        """(cell key, cell name) of the suite's cells whose name, technique label or key prefix is ``name``."""
+        out: dict[str, str] = {}
+        for key, cname in self.db.execute(
+                "SELECT DISTINCT c.cell, c.name FROM cells c JOIN runs r ON r.run_id = c.run_id WHERE (? IS NULL OR r.suite = ?)",
+                (suite, suite)):
+            if name in (cname, key) or cname.split(" ")[0] == name or key.startswith(name):
+                out[key] = cname
+        return sorted(out.items(), key=lambda kv: kv[1])
+
+    def series(self, suite: str | None, cell: str, metric: str, *, env_id: str | None = None,
+               before: str | None = None) -> list[dict[str, Any]]:
+        """One cell's metric over the runs, oldest first: run_id, started, value, ci95, rounds, flagged, env_id."""
+        sql = ("SELECT r.run_id, r.started, m.value, m.lo, m.hi, m.rounds, m.flagged, r.env_id, m.unit FROM metrics m "
+               "JOIN runs r ON r.run_id = m.run_id WHERE m.cell = ? AND m.metric = ?")
+        args: list[Any] = [cell, metric]
+        if suite:
+            sql += " AND r.suite = ?"
+            args.append(suite)
+        if env_id:
+            sql += " AND r.env_id = ?"
+            args.append(env_id)
+        if before:
+            sql += " AND r.started <= ?"
+            args.append(before)
+        sql += " ORDER BY r.started, r.run_id"
+        out = []
+        for run_id, started, value, lo, hi, rounds, flagged, env, unit in self.db.execute(sql, args):
+            out.append({"run_id": run_id, "started": started, "value": value, "ci95": [lo, hi] if lo is not None else None,
+                        "rounds": json.loads(rounds) if rounds else None, "flagged": flagged or "", "env_id": env, "unit": unit or ""})
+        return out
+
+    def noise(self, suite: str, cell: str, metric: str, env_id: str | None, exclude: tuple[str, ...] = (),
+              before: str | None = None, last: int = 60) -> Any:
+        """The run-to-run noise of one cell's metric (a :class:`~optbench.compare.Noise`), or None."""
+        from .compare import Measurement, noise_from_series, run_estimate
+
+        pts = [p for p in self.series(suite, cell, metric, env_id=env_id, before=before)
+               if p["run_id"] not in exclude and not p["flagged"]][-last:]
+        est = [run_estimate(Measurement(p["value"], rounds=tuple(p["rounds"] or ()))) for p in pts]
+        return noise_from_series([e for e in est if e is not None], source=f"history ({len(pts)} runs)")
+
+
+# --- recording a finished run ------------------------------------------------------------
+
+
+def record_run_dir(run_dir: str | Path, rows: list[dict[str, Any]] | None = None, *, path: str | Path | None = None,
+                   log: Callable[[str], None] = print) -> str | None:
+    """Record a finished run from its results directory; returns the database path, or None.
+
+    Nothing is recorded when history is off for the run (``--no-history``) or the run was
+    interrupted (it records once resumed to the end). The run's verdict against its
+    predecessor in the history is computed and stored with it.
+    """
+    from .results import RUN, read_rows, rows_by_cell
+
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / RUN).read_text())
+    db_path = Path(path) if path else resolve(meta.get("history"))
+    if db_path is None:
+        return None
+    if (meta.get("segments") or [{}])[-1].get("interrupted"):
+        log(f"history: run {meta.get('run_id')} was interrupted; it is recorded once resumed to the end")
+        return None
+    if rows is None:
+        rows = list(rows_by_cell(read_rows(run_dir)).values())
+    with History.open(db_path) as h:
+        verdict = verdict_against_predecessor(h, meta, rows)
+        h.record(meta, rows, verdict)
+    summary = verdict["summary"] if verdict else ""
+    log(f"history: recorded run {meta['run_id']} in {db_path}" + (f" ({summary})" if summary else ""))
+    return str(db_path)
+
+
+def verdict_against_predecessor(h: History, meta: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Compare a run with the newest earlier run of its suite in ``h`` (what last-green reads)."""
+    from .compare import compare_runs
+
+    env_id = meta.get("environment", {}).get("id")
+    prev = h.predecessor(meta.get("suite", "?"), meta, env_id=env_id)
+    if prev is None:
+        return {"baseline": None, "regressions": 0, "compared": 0, "summary": "first run of its suite"}
+    base_meta, base_rows = h.load(prev)
+    noise = history_noise(h, meta, rows, exclude=(meta["run_id"],))
+    cmp = compare_runs(base_meta, base_rows, meta, rows, history_noise=noise)
+    n = len(cmp.regressions) + len(cmp.failing_cells)
+    compared = sum(1 for r in cmp.results if r.verdict.status != "not comparable")
+    summary = f"{n} regression{'s' * (n != 1)} against {prev}" if n else f"green against {prev}"
+    return {"baseline": prev, "regressions": n, "compared": compared, "summary": summary}
+
+
+def history_noise(h: History, meta: dict[str, Any], rows: list[dict[str, Any]], exclude: tuple[str, ...] = ()) -> dict:
+    """(cell, metric) -> run-to-run noise from the history, for the metrics whose noise is not 0."""
+    from .compare import DEFAULT_RULES
+
+    env_id = meta.get("environment", {}).get("id")
+    out = {}
+    for row in rows:
+        if row.get("status") != "ok":
+            continue
+        for metric, m in (row.get("metrics") or {}).items():
+            timed = isinstance(m, dict) and "median" in m
+            rule = DEFAULT_RULES.get(metric)
+            if not timed and (rule is None or rule.threshold < 0.05):
+                continue  # deterministic metrics: no noise to estimate
+            n = h.noise(meta.get("suite", "?"), row["cell"], metric, env_id, exclude=exclude, before=meta.get("started"))
+            if n is not None:
+                out[(row["cell"], metric)] = n
+    return out
+
+
+# --- trends for reports and compare ----------------------------------------------------------
+
+#: the metrics a report charts over time, when a cell has them
+KEY_METRICS = ("latency", "step_time", "tokens_per_s", "model_bytes", "perplexity", "top1_accuracy", "final_loss", "steps_to_target")
+
+
+def trends_for_report(meta: dict[str, Any], history_path: str | Path | None, rows: list[dict[str, Any]] | None = None,
+                      *, metrics: tuple[str, ...] = KEY_METRICS, last: int = 365) -> list[dict[str, Any]]:
+    """Each key metric's history for the suite of ``meta``, with the steps change-point detection found.
+
+    Returns ``[{"cell", "metric", "unit", "points": [{"run_id", "started", "value", "ci95"}],
+    "steps": [{"index", "run_id", "before", "after", "ratio"}]}]``: runs of the same suite
+    and environment, oldest first, at most ``last``; points flagged unstable or slow are
+    left out. ``rows`` (the run's own merged rows) adds the run itself when the history does
+    not hold it yet (a report is rendered before the run records itself). [] without a
+    history database or with fewer than 2 points.
+    """
+    from . import trends
+    from .compare import cell_name
+
+    if history_path is None or not Path(history_path).exists():
+        return []
+    suite = meta.get("suite")
+    env_id = meta.get("environment", {}).get("id")
+    run_id = meta.get("run_id")
+    out = []
+    with History.open(history_path) as h:
+        cells = {r["cell"]: r for r in rows or []}
+        keys = list(cells) or [k for k, _ in h.db.execute(
+            "SELECT DISTINCT c.cell, c.name FROM cells c WHERE c.run_id = ?", (run_id,))]
+        names = dict(h.db.execute("SELECT cell, name FROM cells WHERE run_id = ?", (run_id,)).fetchall())
+        for key in keys:
+            name = cell_name(cells[key]) if key in cells else names.get(key, key)
+            for metric in metrics:
+                pts = [p for p in h.series(suite, key, metric, env_id=env_id, before=meta.get("started"))
+                       if p["run_id"] != run_id or not rows]
+                unit = pts[-1]["unit"] if pts else ""
+                if rows and key in cells and cells[key].get("status") == "ok" and metric in cells[key].get("metrics", {}):
+                    from .compare import Measurement
+
+                    m = Measurement.from_row(cells[key], metric)
+                    raw = cells[key]["metrics"][metric]
+                    if m is not None and m.value is not None:
+                        pts.append({"run_id": run_id, "started": meta.get("started"), "value": m.value,
+                                    "ci95": raw.get("ci95"), "flagged": m.unstable or m.slow})
+                        unit = m.unit
+                pts = [p for p in pts if not p.get("flagged") and p["value"] is not None][-last:]
+                if len(pts) < 2:
+                    continue
+                found = trends.steps([p["value"] for p in pts], [p["run_id"] for p in pts])
+                out.append({"cell": name, "metric": metric, "unit": unit,
+                            "points": [{"run_id": p["run_id"], "started": p["started"], "value": p["value"],
+                                        "ci95": list(p["ci95"]) if p.get("ci95") else None} for p in pts],
+                            "steps": found})
+    return out
+
+
+def recent_steps(trend_list: list[dict[str, Any]], thresholds: dict[str, Any] | None = None, within: int = 7) -> list[dict[str, Any]]:
+    """Steps in the last ``within`` runs of each series whose size is past the metric's threshold."""
+    from .compare import rule_for
+
+    out = []
+    for t in trend_list:
+        rule = rule_for(t["metric"], thresholds)
+        n = len(t["points"])
+        for s in t["steps"]:
+            if s["ratio"] is None or s["index"] < n - within:
+                continue
+            change = math.log(s["ratio"]) if s["ratio"] > 0 else 0.0
+            if abs(change) < math.log1p(rule.threshold):
+                continue
+            worse = (change > 0) == rule.higher_is_worse
+            out.append({"cell": t["cell"], "metric": t["metric"], "run_id": s["run_id"], "runs_ago": n - 1 - s["index"],
+                        "before": s["before"], "after": s["after"], "ratio": s["ratio"],
+                        "direction": "worse" if worse and rule.judged else "better" if rule.judged else "changed"})
+    return out

@@ -1,0 +1,332 @@
+"""optbench compare: the decision rule on synthetic samples, whole-run comparisons, CI outputs, end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from helpers import FAST_MEASURE, SMALL_MODEL, cli, make_dist
+from optbench.compare import (
+    IMPROVEMENT,
+    NOT_COMPARABLE,
+    REGRESSION,
+    UNCHANGED,
+    Measurement,
+    Noise,
+    compare_runs,
+    decide,
+    rule_for,
+)
+from optbench.measure.latency import summarize
+
+LATENCY = rule_for("latency")
+
+
+def timed(round_medians, spread=0.003, n=40, probe=2.5e-4, seed=0, slow="", unstable=""):
+    """A timed measurement: per-round medians, raw samples correlated within each round."""
+    rnd = random.Random(seed)
+    samples = [m * (1 + rnd.gauss(0, spread)) for m in round_medians for _ in range(n)]
+    return Measurement(value=sorted(samples)[len(samples) // 2], rounds=tuple(round_medians), samples=tuple(samples),
+                       probes=tuple(probe for _ in round_medians), slow=slow, unstable=unstable, unit="s")
+
+
+def rounds_with(level, k=5, noise=0.005, seed=0):
+    rnd = random.Random(seed)
+    return [level * math.exp(rnd.gauss(0, noise)) for _ in range(k)]
+
+
+# --- the decision rule on synthetic samples ------------------------------------------------------
+
+
+def test_drifting_but_unchanged_runs_do_not_flag_where_raw_sample_mann_whitney_would():
+    # the machine drifts by ~1.5% from round to round and the second run sits 3% higher overall:
+    # inside each process the samples are tight, so a raw-sample test calls it highly significant
+    base = timed([0.0100, 0.0103, 0.0099, 0.0102, 0.0098], seed=1)
+    cur = timed([0.0104, 0.0101, 0.0106, 0.0102, 0.0107], seed=2)
+    from scipy.stats import mannwhitneyu
+
+    assert mannwhitneyu(cur.samples, base.samples).pvalue < 1e-6
+    v = decide(base, cur, LATENCY)
+    assert v.status == UNCHANGED, v
+    assert v.ci95[0] < 1 < v.ci95[1] or v.p > 0.001
+
+
+def test_a_clean_5_percent_slowdown_is_flagged_and_a_speedup_is_an_improvement():
+    base = timed(rounds_with(0.010, seed=3), seed=3)
+    cur = timed(rounds_with(0.0105, seed=4), seed=4)
+    v = decide(base, cur, LATENCY)
+    assert v.status == REGRESSION and v.p < 0.001, v
+    assert v.ci95[0] > 1.0 and v.ratio == pytest.approx(1.05, rel=0.01)
+    assert decide(cur, base, LATENCY).status == IMPROVEMENT
+
+
+def test_a_precisely_measured_change_below_the_threshold_is_not_flagged():
+    base = timed(rounds_with(0.010, noise=0.001, seed=5), seed=5)
+    cur = timed(rounds_with(0.0102, noise=0.001, seed=6), seed=6)   # a real, significant +2%
+    v = decide(base, cur, LATENCY)
+    assert v.p < 0.001 and v.status == UNCHANGED, v
+
+
+def test_a_10x_slow_mode_run_is_not_comparable_not_a_regression():
+    base = timed(rounds_with(0.010, seed=7), seed=7)
+    slow_run = timed([x * 10 for x in rounds_with(0.010, seed=8)], probe=2.5e-3, seed=8)   # everything 10x, probe too
+    v = decide(base, slow_run, LATENCY)
+    assert v.status == NOT_COMPARABLE and "speed probe" in v.reason
+    flagged = timed([x * 10 for x in rounds_with(0.010, seed=8)], slow="speed probe 9.8x the run's fastest so far")
+    assert decide(base, flagged, LATENCY).status == NOT_COMPARABLE
+    bimodal = timed(rounds_with(0.011, seed=9), unstable="bimodal: 12% of samples are over 2x the median")
+    assert decide(base, bimodal, LATENCY).status == NOT_COMPARABLE
+
+
+def test_history_noise_widens_the_interval_so_night_to_night_drift_is_not_a_regression():
+    base = timed(rounds_with(0.010, noise=0.002, seed=10), seed=10)
+    cur = timed(rounds_with(0.0106, noise=0.002, seed=11), seed=11)
+    assert decide(base, cur, LATENCY).status == REGRESSION
+    # the history says two nights differ by ~4% (sd of a run-to-run difference) on this machine
+    drifty = Noise(var=0.04 ** 2, df=20, source="history")
+    v = decide(base, cur, LATENCY, history=drifty)
+    assert v.status == UNCHANGED and "history" in v.method
+
+
+def test_one_round_and_no_history_falls_back_to_asv_rule_and_says_so():
+    base = timed([0.010], n=60, spread=0.01, seed=12)
+    cur = timed([0.012], n=60, spread=0.01, seed=13)
+    v = decide(base, cur, LATENCY)
+    assert v.status == REGRESSION and "Mann-Whitney" in v.method and "rounds >= 3" in v.method
+
+
+def test_deterministic_metrics_flag_changes_past_their_threshold_in_their_worse_direction():
+    def value(x):
+        return Measurement(value=x)
+
+    assert decide(value(1000), value(1020), rule_for("model_bytes")).status == REGRESSION          # +2% > 1%
+    assert decide(value(1000), value(1005), rule_for("model_bytes")).status == UNCHANGED           # +0.5%
+    assert decide(value(3.00), value(3.06), rule_for("perplexity")).status == REGRESSION
+    assert decide(value(0.70), value(0.68), rule_for("top1_accuracy")).status == REGRESSION        # lower is worse
+    assert decide(value(0.70), value(0.72), rule_for("top1_accuracy")).status == IMPROVEMENT
+    assert decide(value(0.0), value(5e-4), rule_for("kl_divergence")).status == UNCHANGED         # under the 1e-3 floor
+    assert decide(value(0.0), value(0.02), rule_for("kl_divergence")).status == REGRESSION
+    assert decide(value(100), value(200), rule_for("throughput")).status == UNCHANGED              # judged through latency
+
+
+def test_suite_thresholds_override_the_defaults_and_accept_aliases():
+    assert rule_for("latency").threshold == 0.05
+    assert rule_for("latency", {"latency_p50": "+10%"}).threshold == pytest.approx(0.10)
+    assert rule_for("perplexity", {"perplexity": "2%"}).threshold == pytest.approx(0.02)
+    custom = rule_for("my_metric")
+    assert not custom.judged
+    assert rule_for("my_metric", {"my_metric": "3%"}).judged
+    assert not rule_for("my_tokens_per_s", {"my_tokens_per_s": "3%"}).higher_is_worse
+
+
+# --- whole runs: synthetic rows -----------------------------------------------------------------------
+
+ENV = {"id": "e1", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": [], "python": "3.11.7", "threads": 2, "omp": {},
+       "packages": {"torch": "2.13.0+cpu"}, "git": {"commit": "a" * 40}, "plugins": {"quantize": "optbench==0.1.0"}}
+
+
+def row(label, batch, level, *, seed, run="r1", ppl=2.73, nbytes=13_000_000, status="ok", reason="", rounds=5, noise=0.004, probe=2.5e-4,
+        slow_machine=""):
+    rnd = random.Random(f"{seed}-{label}-{batch}")
+    medians = [level * math.exp(rnd.gauss(0, noise)) for _ in range(rounds)]
+    samples = [m * (1 + rnd.gauss(0, 0.01)) for m in medians for _ in range(30)]
+    lat = {**summarize(samples).to_dict(), "speed_probe_s": [probe] * (2 * rounds)}
+    lat["rounds"] = [{"round": i + 1, "median": m, "n": 30, "ci95": [m * 0.99, m * 1.01]} for i, m in enumerate(medians)]
+    r = {"schema": 1, "run_id": run, "cell": f"{label}-{batch}", "suite": "demo", "status": status, "reason": reason,
+         "technique": {"name": label, "label": label, "params": {}}, "backend": "cpu", "model": {"source": "reference", "size": "tiny"},
+         "workload": {"kind": "forward", "batch": batch, "seq_len": 128},
+         "metrics": {} if status != "ok" else {"latency": lat, "perplexity": {"value": ppl, "unit": ""},
+                                               "model_bytes": {"value": nbytes, "unit": "B"},
+                                               "throughput": {"value": 128 * batch / lat["median"], "unit": "tokens/s"}}}
+    if slow_machine:
+        r["slow_machine"] = slow_machine
+    return r
+
+
+def meta(run_id, started, env=None, sha="s1", thresholds=None):
+    return {"run_id": run_id, "suite": "demo", "started": started, "suite_sha256": sha, "environment": env or ENV,
+            "thresholds": thresholds or {}, "rounds": 5, "segments": [{"started": started, "finished": started, "interrupted": False}]}
+
+
+def write_run(d: Path, m: dict, rows: list[dict]) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "run.json").write_text(json.dumps(m))
+    (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+def test_runs_compare_cell_by_cell_with_added_removed_and_failed_cells():
+    base = [row("none", 1, 0.010, seed=1), row("int8", 1, 0.008, seed=1), row("old", 1, 0.02, seed=1), row("crashy", 1, 0.01, seed=1)]
+    cur = [row("none", 1, 0.010, seed=2, run="r2"), row("int8", 1, 0.0092, seed=2, run="r2"), row("new", 1, 0.02, seed=2, run="r2"),
+           row("crashy", 1, 0.01, seed=2, run="r2", status="failed", reason="cell process killed by SIGKILL")]
+    cmp = compare_runs(meta("r1", "2026-01-01"), base, meta("r2", "2026-01-02", sha="s2"), cur)
+    regs = {(r.name, r.metric) for r in cmp.regressions}
+    assert regs == {("int8 cpu b=1 s=128", "latency")}
+    assert [c.name for c in cmp.failing_cells] == ["crashy cpu b=1 s=128"]
+    assert cmp.added == ["new cpu b=1 s=128"] and cmp.removed == ["old cpu b=1 s=128"]
+    assert cmp.suite_changed and cmp.regressed
+    none_lat = next(r for r in cmp.results if r.name.startswith("none") and r.metric == "latency")
+    assert none_lat.verdict.status == UNCHANGED
+
+
+def test_a_different_environment_makes_every_cell_not_comparable_but_a_new_commit_does_not():
+    base = [row("none", 1, 0.010, seed=1)]
+    cur = [row("none", 1, 0.020, seed=2, run="r2")]
+    other_cpu = {**ENV, "id": "e2", "cpu": "Intel Xeon"}
+    cmp = compare_runs(meta("r1", "1"), base, meta("r2", "2", env=other_cpu), cur)
+    assert not cmp.regressed and cmp.cells[0].status == NOT_COMPARABLE and "cpu: AMD EPYC -> Intel Xeon" in cmp.cells[0].reason
+    new_commit = {**ENV, "git": {"commit": "b" * 40}}
+    assert compare_runs(meta("r1", "1"), base, meta("r2", "2", env=new_commit), cur).regressed
+
+
+def test_a_cell_slow_against_the_fastest_probe_of_both_runs_is_not_comparable():
+    # the runner compares probes within a run only: a run that starts in the slow mode escapes it
+    base = [row("none", 1, 0.010, seed=1)]
+    cur = [row("none", 1, 0.100, seed=2, run="r2", probe=2.5e-3)]
+    cmp = compare_runs(meta("r1", "1"), base, meta("r2", "2"), cur)
+    lat = next(r for r in cmp.results if r.metric == "latency")
+    assert lat.verdict.status == NOT_COMPARABLE and not cmp.regressed
+
+
+# --- the CLI and CI outputs ---------------------------------------------------------------------------
+
+
+def test_compare_cli_exit_codes_markdown_junit_and_step_summary(tmp_path):
+    base = write_run(tmp_path / "base", meta("r1", "2026-01-01"), [row("none", 1, 0.010, seed=1), row("int8", 1, 0.008, seed=1)])
+    same = write_run(tmp_path / "same", meta("r2", "2026-01-02"), [row("none", 1, 0.010, seed=2), row("int8", 1, 0.008, seed=2)])
+    worse = write_run(tmp_path / "worse", meta("r3", "2026-01-03"),
+                      [row("none", 1, 0.010, seed=3), row("int8", 1, 0.0096, seed=3, nbytes=14_000_000)])
+    db = str(tmp_path / "none.db")
+    ok = cli("compare", "--baseline", str(base), "--current", str(same), "--history", db)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "no regression" in ok.stdout
+    summary = tmp_path / "summary.md"
+    bad = cli("compare", "--baseline", str(base), "--current", str(worse), "--history", db, "--markdown", str(tmp_path / "c.md"),
+              "--junit", str(tmp_path / "c.xml"), "--json", str(tmp_path / "c.json"),
+              env_extra={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    md = (tmp_path / "c.md").read_text()
+    assert "2 regressions" in md and "| int8 cpu b=1 s=128 | latency |" in md and "| int8 cpu b=1 s=128 | model_bytes |" in md
+    assert summary.read_text().strip() == md.strip()
+    suite = ET.parse(tmp_path / "c.xml").getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    failed = sorted(c.get("name") for c in cases if c.find("failure") is not None)
+    assert failed == ["int8 cpu b=1 s=128 [latency]", "int8 cpu b=1 s=128 [model_bytes]"]
+    assert int(suite.get("tests")) == len(cases) == 8 and int(suite.get("failures")) == 2
+    assert json.loads((tmp_path / "c.json").read_text())["regressed"] is True
+    missing = cli("compare", "--baseline", str(tmp_path / "nope"), "--current", str(same), "--history", db)
+    assert missing.returncode == 2 and missing.stderr.startswith("optbench: error: ")
+
+
+def test_pytest_benchmark_export_is_read_by_pytest_benchmark_compare(tmp_path):
+    run = write_run(tmp_path / "run", meta("r1", "2026-01-01T00:00:00+00:00"), [row("none", 1, 0.010, seed=1), row("int8", 8, 0.05, seed=1)])
+    out = tmp_path / "pb.json"
+    exp = cli("export", str(run), "--format", "pytest-benchmark", "-o", str(out))
+    assert exp.returncode == 0, exp.stderr
+    data = json.loads(out.read_text())
+    assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(data)
+    bench = data["benchmarks"][0]
+    assert {"group", "name", "fullname", "params", "param", "extra_info", "options", "stats"} <= set(bench)
+    assert {"min", "max", "mean", "stddev", "rounds", "median", "iqr", "q1", "q3", "iqr_outliers", "stddev_outliers",
+            "outliers", "ld15iqr", "hd15iqr", "ops", "total", "data", "iterations"} <= set(bench["stats"])
+    exe = Path(sys.executable).parent / "pytest-benchmark"
+    if not exe.exists():
+        pytest.skip("pytest-benchmark's console script is not installed")
+    res = subprocess.run([str(exe), "compare", str(out), "--columns", "min,median,rounds"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "latency[none cpu b=1 s=128]" in res.stdout and "latency[int8 cpu b=8 s=128]" in res.stdout
+    # the stats agree with pytest-benchmark's own computation
+    from pytest_benchmark.stats import Stats
+
+    s = Stats()
+    for x in bench["stats"]["data"]:
+        s.update(x)
+    for k in ("q1", "q3", "iqr", "ld15iqr", "hd15iqr", "iqr_outliers", "stddev_outliers", "median", "ops"):
+        assert bench["stats"][k] == pytest.approx(getattr(s, k)), k
+
+
+def test_a_results_dir_copied_to_another_machine_compares_against_the_local_history(tmp_path):
+    from optbench.history import History
+
+    db = tmp_path / "h.db"
+    with History.open(db) as h:
+        h.record(meta("r1", "2026-01-01"), [row("none", 1, 0.010, seed=1)])
+    # the run comes from a machine with another CPU; it is not in this history
+    there = {**ENV, "id": "e9", "cpu": "Intel Xeon Platinum"}
+    copied = write_run(tmp_path / "elsewhere" / "quickstart", meta("r2", "2026-01-02", env=there), [row("none", 1, 0.010, seed=2)])
+    moved = tmp_path / "copied"
+    shutil.copytree(copied, moved)
+    res = cli("compare", "--current", str(moved), "--history", str(db))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "NOT COMPARABLE" in res.stdout and "Intel Xeon Platinum" in res.stdout
+
+
+# --- end to end: real runs of a tiny suite ----------------------------------------------------------------
+
+DEGRADE = (Path(__file__).resolve().parent.parent / "benchmarks" / "degrade_plugin.py").read_text()
+
+def tiny_suite() -> str:
+    measure = FAST_MEASURE.replace("min_time_s: 0.05", "min_time_s: 0.3").rstrip("}") + ", metrics: [latency, memory, accuracy]}"
+    return f"""name: nightly-tiny
+model: {SMALL_MODEL}
+workload: {{batch: 1, seq_len: 32}}
+measure: {measure}
+techniques: [none, {{quantize: {{method: torch-dynamic-int8}}}}]
+rounds: 3
+timeout: 120
+"""
+
+
+@pytest.fixture
+def degrade_env(tmp_path):
+    root = make_dist(tmp_path / "site", "optbench-degrade", "0.1", "degrade_plugin", DEGRADE, entry="degrade")
+    return {"PYTHONPATH": str(root)}
+
+
+def _run(tmp_path, name, db, env, degrade=""):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(tiny_suite())
+    res = cli("run", str(suite), "-o", str(tmp_path / name), "--history", str(db), env_extra={**env, "OPTBENCH_DEGRADE": degrade})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "history: recorded run" in res.stdout
+    return tmp_path / name
+
+
+@pytest.mark.slow
+def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_flagged(tmp_path, degrade_env):
+    db = tmp_path / "history.db"
+    first = _run(tmp_path, "first", db, degrade_env)
+    second = _run(tmp_path, "second", db, degrade_env)
+    same = cli("compare", "--baseline", str(first), "--current", str(second), "--history", str(db))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "no regression" in same.stdout
+
+    slowed = _run(tmp_path, "slowed", db, degrade_env, degrade="quantize:slow=1.0")  # 2x: cannot flake
+    res = cli("compare", "--baseline", str(second), "--current", str(slowed), "--history", str(db))
+    lat = [li for li in res.stdout.splitlines() if "latency" in li and "torch-dynamic-int8" in li]
+    if lat and "NOT COMPARABLE" in lat[0]:
+        pytest.skip(f"the machine was in its slow mode during the slowed run: {lat[0]}")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert lat and lat[0].lstrip().startswith("REGRESSION"), res.stdout
+    assert not any(li.lstrip().startswith("REGRESSION") and "none" in li for li in res.stdout.splitlines()), res.stdout
+
+    noisy = _run(tmp_path, "noisy", db, degrade_env, degrade="none:noise=0.5")
+    res = cli("compare", "--baseline", str(second), "--current", str(noisy), "--history", str(db))
+    assert res.returncode == 1, res.stdout + res.stderr
+    flagged = [li for li in res.stdout.splitlines() if li.lstrip().startswith("REGRESSION")]
+    assert any("none" in li and "perplexity" in li for li in flagged), res.stdout
+    assert any("none" in li and "top1_accuracy" in li for li in flagged), res.stdout
+
+    # every finished run is in the history; last-green skips the runs that regressed
+    listing = cli("history", "--history", str(db), "--suite", "nightly-tiny")
+    assert listing.returncode == 0 and "4 runs in" in listing.stdout
+    second_id = json.loads((second / "run.json").read_text())["run_id"]
+    green = cli("compare", "--baseline", "last-green", "--history", str(db), "--json", str(tmp_path / "g.json"))
+    assert json.loads((tmp_path / "g.json").read_text())["baseline"]["run_id"] == second_id, green.stdout

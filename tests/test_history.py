@@ -1,0 +1,232 @@
+"""The history store: recording, listing, series, schema migrations, atomic writes, trends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from helpers import cli
+from optbench import history
+from optbench.history import History, HistoryError, record_run_dir, trends_for_report
+from test_compare import ENV, meta, row, write_run
+
+
+def nightly(h: History, n: int, *, level=0.010, step_at=None, step=1.0, start=0):
+    """Record n synthetic nightly runs; from run ``step_at`` on, latency is ``step`` x higher."""
+    ids = []
+    for i in range(start, start + n):
+        lvl = level * (step if step_at is not None and i >= step_at else 1.0)
+        rid = f"2026{i:04d}-run"
+        m = meta(rid, f"2026-01-01T00:00:00+00:00:{i:04d}")
+        h.record(m, [row("none", 1, lvl, seed=i, run=rid), row("int8", 1, 0.008, seed=i, run=rid)],
+                 history.verdict_against_predecessor(h, m, [row("none", 1, lvl, seed=i, run=rid), row("int8", 1, 0.008, seed=i, run=rid)]))
+        ids.append(rid)
+    return ids
+
+
+def test_default_path_honours_the_environment_variable_then_the_user_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPTBENCH_HISTORY", str(tmp_path / "x.db"))
+    assert history.resolve(None) == tmp_path / "x.db"
+    assert history.resolve("") is None                        # --no-history
+    assert history.resolve(str(tmp_path / "y.db")) == tmp_path / "y.db"
+    monkeypatch.delenv("OPTBENCH_HISTORY")
+    import platformdirs
+
+    assert history.default_path() == Path(platformdirs.user_data_dir("optbench")) / "history.db"
+
+
+def test_the_test_session_never_writes_the_real_history():
+    import platformdirs
+
+    assert os.environ["OPTBENCH_HISTORY"] and history.default_path() != Path(platformdirs.user_data_dir("optbench")) / "history.db"
+
+
+def test_a_run_is_stored_with_its_meta_rows_and_raw_samples_and_listed(tmp_path):
+    db = tmp_path / "h.db"
+    with History.open(db) as h:
+        nightly(h, 3)
+        runs = h.runs(suite="demo")
+        assert [r["run_id"] for r in runs] == ["20260002-run", "20260001-run", "20260000-run"]
+        assert runs[0]["git_commit"] == ENV["git"]["commit"] and runs[0]["env_id"] == "e1" and runs[0]["cells"] == 2
+        m, rows = h.load("20260001")   # a unique prefix
+        assert m["environment"]["plugins"] == ENV["plugins"] and m["suite_sha256"] == "s1"
+        lat = next(r for r in rows if r["cell"] == "none-1")["metrics"]["latency"]
+        assert len(lat["samples"]) == 150 and len(lat["rounds"]) == 5
+        series = h.series("demo", "none-1", "latency")
+        assert [p["run_id"] for p in series] == ["20260000-run", "20260001-run", "20260002-run"]
+        assert series[0]["ci95"] and series[0]["rounds"]
+    listing = cli("history", "--history", str(db))
+    assert listing.returncode == 0 and "3 runs in" in listing.stdout and "green" in listing.stdout
+    series = cli("history", "--history", str(db), "--cell", "none", "--metric", "latency")
+    assert series.returncode == 0 and series.stdout.count("-run") == 3 and "none cpu b=1 s=128" in series.stdout
+    unknown = cli("history", "--history", str(db), "--cell", "nope", "--metric", "latency")
+    assert unknown.returncode == 2 and "no cell 'nope'" in unknown.stderr
+
+
+def test_recording_the_same_run_again_replaces_it(tmp_path):
+    with History.open(tmp_path / "h.db") as h:
+        m = meta("r1", "2026-01-01")
+        h.record(m, [row("none", 1, 0.01, seed=1, run="r1"), row("int8", 1, 0.01, seed=1, run="r1")])
+        h.record(m, [row("none", 1, 0.01, seed=2, run="r1")])   # resumed: the run as it is now
+        assert len(h.runs()) == 1 and len(h.load("r1")[1]) == 1
+
+
+def test_a_failing_insert_leaves_no_half_written_run(tmp_path, monkeypatch):
+    with History.open(tmp_path / "h.db") as h:
+        h.record(meta("r1", "2026-01-01"), [row("none", 1, 0.01, seed=1, run="r1")])
+        real = History._insert_cell
+        calls = []
+
+        def flaky(self, db, run_id, r, name):
+            calls.append(name)
+            if len(calls) == 2:
+                raise sqlite3.OperationalError("disk I/O error")
+            real(self, db, run_id, r, name)
+
+        monkeypatch.setattr(History, "_insert_cell", flaky)
+        with pytest.raises(sqlite3.OperationalError):
+            h.record(meta("r2", "2026-01-02"), [row("none", 1, 0.01, seed=2, run="r2"), row("int8", 1, 0.01, seed=2, run="r2")])
+        assert len(calls) == 2
+        assert [r["run_id"] for r in h.runs()] == ["r1"]
+        assert h.db.execute("SELECT COUNT(*) FROM cells WHERE run_id = 'r2'").fetchone()[0] == 0
+        assert h.db.execute("SELECT COUNT(*) FROM metrics WHERE run_id = 'r2'").fetchone()[0] == 0
+
+
+def test_a_writer_killed_mid_write_leaves_no_half_written_run(tmp_path):
+    db = tmp_path / "h.db"
+    with History.open(db) as h:
+        h.record(meta("r1", "2026-01-01"), [row("none", 1, 0.01, seed=1, run="r1")])
+    marker = tmp_path / "writing"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from pathlib import Path
+        from optbench.history import History
+        from test_compare import meta, row
+        real = History._insert_cell
+        def slow(self, db, run_id, r, name):
+            real(self, db, run_id, r, name)
+            Path({str(marker)!r}).write_text("in the middle")
+            time.sleep(60)
+        History._insert_cell = slow
+        with History.open({str(db)!r}) as h:
+            h.record(meta("r2", "2026-01-02"), [row("none", 1, 0.01, seed=2, run="r2"), row("int8", 1, 0.01, seed=2, run="r2")])
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 60
+        while not marker.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the writer never reached the middle of its transaction"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    with History.open(db) as h:
+        assert [r["run_id"] for r in h.runs()] == ["r1"]
+        assert h.db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 1
+        assert h.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_database_from_an_older_schema_is_migrated_on_open(tmp_path):
+    db = tmp_path / "old.db"
+    old = sqlite3.connect(str(db), isolation_level=None)
+    assert history.migrate(old, upto=1) == 1      # what optbench wrote at schema version 1
+    r = row("none", 1, 0.01, seed=1, run="r1")
+    old.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ("r1", "demo", "s1", "2026-01-01", "2026-01-01", "2026-01-01", "a" * 40, "e1", json.dumps(meta("r1", "2026-01-01"))))
+    old.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?)", ("r1", r["cell"], "none cpu b=1 s=128", "ok", json.dumps(r)))
+    old.close()
+    with History.open(db) as h:
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 2
+        assert [p["run_id"] for p in h.series("demo", r["cell"], "latency")] == ["r1"]     # backfilled
+        assert json.loads(h.db.execute("SELECT plugins FROM runs").fetchone()[0]) == ENV["plugins"]
+        h.record(meta("r2", "2026-01-02"), [row("none", 1, 0.01, seed=2, run="r2")])
+        assert len(h.runs()) == 2
+
+
+def test_a_database_from_a_newer_optbench_is_refused(tmp_path):
+    db = tmp_path / "new.db"
+    con = sqlite3.connect(str(db))
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    with pytest.raises(HistoryError, match="newer than this optbench"):
+        History.open(db)
+    res = cli("history", "--history", str(db))
+    assert res.returncode == 2 and "schema version 99" in res.stderr
+
+
+def test_interrupted_runs_are_recorded_only_once_resumed_and_no_history_records_nothing(tmp_path):
+    db = tmp_path / "h.db"
+    m = meta("r1", "2026-01-01")
+    m["history"] = str(db)
+    m["segments"] = [{"started": "2026-01-01", "interrupted": True}]
+    run = write_run(tmp_path / "run", m, [row("none", 1, 0.01, seed=1, run="r1")])
+    lines = []
+    assert record_run_dir(run, log=lines.append) is None and "interrupted" in lines[0]
+    assert not db.exists()
+    m["segments"].append({"started": "2026-01-01", "interrupted": False})   # resumed to the end
+    write_run(run, m, [row("none", 1, 0.01, seed=1, run="r1"), row("int8", 1, 0.01, seed=1, run="r1")])
+    assert record_run_dir(run, log=lines.append) == str(db)
+    with History.open(db) as h:
+        assert [r["cells"] for r in h.runs()] == [2]
+    m["history"] = ""   # --no-history
+    write_run(run, {**m, "run_id": "r2"}, [])
+    assert record_run_dir(run, log=lines.append) is None
+
+
+def test_last_green_skips_runs_that_regressed_against_their_predecessor(tmp_path):
+    with History.open(tmp_path / "h.db") as h:
+        ids = nightly(h, 3)
+        ids += nightly(h, 1, level=0.013, start=3)    # a 30% slower night: red
+        runs = {r["run_id"]: r for r in h.runs()}
+        assert runs[ids[3]]["regressions"] >= 1 and runs[ids[2]]["regressions"] == 0
+        after = meta("2026zzzz-run", "2026-01-01T00:00:00+00:00:9999")
+        assert h.predecessor("demo", after) == ids[3]
+        assert h.predecessor("demo", after, green=True) == ids[2]
+        # a run of another environment is used only when none of the same one exists
+        assert h.predecessor("demo", after, env_id="other") == ids[3]
+
+
+def test_trends_for_report_finds_the_step_and_returns_the_report_structure(tmp_path):
+    db = tmp_path / "h.db"
+    with History.open(db) as h:
+        ids = nightly(h, 30, step_at=22, step=1.08)
+    last = meta(ids[-1], "2026-01-01T00:00:00+00:00:0029")
+    trends = trends_for_report(last, db)
+    lat = next(t for t in trends if t["cell"] == "none cpu b=1 s=128" and t["metric"] == "latency")
+    assert set(lat) == {"cell", "metric", "unit", "points", "steps"} and lat["unit"] == "s"
+    assert len(lat["points"]) == 30 and set(lat["points"][0]) == {"run_id", "started", "value", "ci95"}
+    assert [s["index"] for s in lat["steps"]] == [22] and lat["steps"][0]["run_id"] == ids[22]
+    assert lat["steps"][0]["ratio"] == pytest.approx(1.08, rel=0.02)
+    assert set(lat["steps"][0]) == {"index", "run_id", "before", "after", "ratio"}
+    flat = next(t for t in trends if t["cell"].startswith("int8") and t["metric"] == "latency")
+    assert flat["steps"] == []
+    ppl = next(t for t in trends if t["cell"].startswith("none") and t["metric"] == "perplexity")
+    assert ppl["steps"] == [] and ppl["points"][0]["ci95"] is None
+    # the run being reported, not yet recorded, is added from its rows
+    new = meta("2026new-run", "2026-01-01T00:00:00+00:00:0030")
+    with_rows = trends_for_report(new, db, rows=[row("none", 1, 0.0108, seed=99, run="2026new-run")])
+    assert with_rows[0]["points"][-1]["run_id"] == "2026new-run" and len(with_rows[0]["points"]) == 31
+    assert trends_for_report(last, tmp_path / "absent.db") == []
+
+
+def test_compare_reports_a_step_two_nights_ago_from_the_history(tmp_path):
+    db = tmp_path / "h.db"
+    with History.open(db) as h:
+        ids = nightly(h, 25, step_at=22, step=1.07)
+    res = cli("compare", "--history", str(db), "--json", str(tmp_path / "c.json"))
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["current"]["run_id"] == ids[-1] and data["baseline"]["run_id"] == ids[-2]
+    steps = [t for t in data["trends"] if t["metric"] == "latency" and t["cell"].startswith("none")]
+    assert steps and steps[0]["run_id"] == ids[22] and steps[0]["runs_ago"] == 2 and steps[0]["direction"] == "worse", res.stdout
+    assert "TREND" in res.stdout
+    failing = cli("compare", "--history", str(db), "--fail-on-trend")
+    assert failing.returncode == 1
