@@ -7,10 +7,11 @@ from pathlib import Path
 
 from .errors import ReportError
 from .manager import PluginManager
-from .results import RUN, rows_by_cell, read_rows
+from .results import RUN, read_rows, rows_by_cell
 
 
-def load_report(run_dir: str | Path):
+def load_report(run_dir: str | Path, trends: list[dict] | None = None):
+    """The Report of a results directory; ``trends``: history series to chart (none without a history store)."""
     from optbench.reports.summary import build_report
 
     run_dir = Path(run_dir)
@@ -22,11 +23,28 @@ def load_report(run_dir: str | Path):
     except ValueError as e:
         raise ReportError(f"{meta_path}: not valid JSON ({e})") from None
     rows = list(rows_by_cell(read_rows(run_dir)).values())
-    return build_report(meta, rows, str(run_dir))
+    if trends is None:
+        trends = _trends(meta, rows)
+    return build_report(meta, rows, str(run_dir), trends=trends)
 
 
-def render_all(run_dir: str | Path, pm: PluginManager, only: list[str] | None = None) -> list[str]:
-    report = load_report(run_dir)
+def _trends(meta: dict, rows: list[dict]) -> list[dict]:
+    """The suite's history, for trend charts: the run's own history setting, else the default store."""
+    import sqlite3
+    import sys
+
+    from . import history
+
+    try:
+        return history.trends_for_report(meta, history.resolve(meta.get("history")), rows)
+    except (history.HistoryError, sqlite3.Error) as e:
+        print(f"optbench: warning: no trend charts: history {meta.get('history') or 'store'}: {e}", file=sys.stderr)
+        return []
+
+
+def render_all(run_dir: str | Path, pm: PluginManager, only: list[str] | None = None,
+               trends: list[dict] | None = None) -> list[str]:
+    report = load_report(run_dir, trends=trends)
     paths = []
     for reporter in pm.reporters():
         if only and reporter.name not in only:
