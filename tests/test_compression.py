@@ -65,6 +65,10 @@ def test_quantization_methods_shrink_bytes(tiny, windows, method, min_ratio, max
     assert model_bytes(tiny)["param_bytes"] / model_bytes(q)["param_bytes"] > min_ratio
     assert serialized_bytes(tiny) / serialized_bytes(q) > min_ratio
     assert fidelity(logits_for(tiny, windows), logits_for(q, windows)).kl < max_kl
+    # quantization changes the storage, not the arithmetic: FLOPs per token stay (the counter
+    # sees no kernel of torch.ao's quantized Linear; it used to report 13x fewer FLOPs)
+    f0, f1 = (flops_per_token(m, 32, attention_formula=attention_flops)["flops_per_token"] for m in (tiny, q))
+    assert f1 == f0
 
 
 def test_device_limited_methods_skip_with_a_reason():

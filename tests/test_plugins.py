@@ -30,15 +30,18 @@ def optbench_register_techniques(register):
     register(AddNoise())
 """
 
-BUILTINS = {"baseline", "reference", "metrics", "reporters", "cpu", "cuda", "quantize", "prune", "share", "distill"}
+BUILTINS = {"baseline", "reference", "metrics", "reporters", "cpu", "cuda", "quantize", "prune", "share", "distill", "optimizers",
+            "tensorcore", "parallel"}
 
 
 def test_builtins_load_through_entry_points(pm):
     assert BUILTINS <= set(pm.info)
     assert all(pm.info[n].dist == "optbench" for n in BUILTINS)
-    assert pm.techniques().names() == ["distill", "none", "prune", "quantize", "share"]
-    assert pm.backends().names() == ["cpu", "cuda"]
-    assert set(pm.metrics().names()) == {"latency", "memory", "cost", "accuracy", "fidelity"}
+    assert pm.techniques().names() == ["adagrad", "adam", "adamw", "ddp", "distill", "momentum", "nesterov", "none", "pipeline",
+                                       "prune", "quantize", "rmsprop", "sgd", "share", "task-parallel", "tensor-parallel"]
+    assert pm.backends().names() == ["cpu", "cpu-compile", "cuda", "cuda-compile", "cuda-compile-graphs",
+                                     "tensorcore-bf16", "tensorcore-fp16", "tensorcore-tf32"]
+    assert set(pm.metrics().names()) == {"latency", "memory", "cost", "accuracy", "fidelity", "mfu", "energy", "parallel"}
     assert pm.errors == []
 
 

@@ -16,9 +16,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def _linear_flops_by_shape(model: torch.nn.Module, tokens: int) -> int:
+    # torch.ao's quantized Linear (static and dynamic) is not an nn.Linear subclass
+    linear_types = (torch.nn.Linear, torch.ao.nn.quantized.Linear)
     total = 0
     for m in model.modules():
-        if isinstance(m, torch.nn.Linear):
+        if isinstance(m, linear_types):
             total += 2 * m.in_features * m.out_features * tokens
     return total
 
