@@ -133,18 +133,11 @@ def _open_history(args: argparse.Namespace, required: bool):
 
 
 def _load_dir(path: Path) -> tuple[dict, list[dict]]:
-    from .errors import ReportError
-    from .results import RUN, read_rows, rows_by_cell
+    from .reporting import load_run
 
-    meta_path = path / RUN
-    if not meta_path.exists():
-        raise ReportError(f"{path}: no {RUN} here; is this an optbench results directory?")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except ValueError as e:
-        raise ReportError(f"{meta_path}: not valid JSON ({e})") from None
+    meta, rows = load_run(path)
     meta["_source"] = str(path)
-    return meta, list(rows_by_cell(read_rows(path)).values())
+    return meta, rows
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

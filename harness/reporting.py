@@ -10,10 +10,8 @@ from .manager import PluginManager
 from .results import RUN, read_rows, rows_by_cell
 
 
-def load_report(run_dir: str | Path, trends: list[dict] | None = None):
-    """The Report of a results directory; ``trends``: history series to chart (none without a history store)."""
-    from optbench.reports.summary import build_report
-
+def load_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
+    """A results directory's run.json meta and its rows, one per cell (rounds merged)."""
     run_dir = Path(run_dir)
     meta_path = run_dir / RUN
     if not meta_path.exists():
@@ -22,7 +20,14 @@ def load_report(run_dir: str | Path, trends: list[dict] | None = None):
         meta = json.loads(meta_path.read_text())
     except ValueError as e:
         raise ReportError(f"{meta_path}: not valid JSON ({e})") from None
-    rows = list(rows_by_cell(read_rows(run_dir)).values())
+    return meta, list(rows_by_cell(read_rows(run_dir)).values())
+
+
+def load_report(run_dir: str | Path, trends: list[dict] | None = None):
+    """The Report of a results directory; ``trends``: history series to chart (none without a history store)."""
+    from optbench.reports.summary import build_report
+
+    meta, rows = load_run(run_dir)
     if trends is None:
         trends = _trends(meta, rows)
     return build_report(meta, rows, str(run_dir), trends=trends)

@@ -29,49 +29,15 @@ class Optimizer(Technique):
         return build_optimizer(self.name, parameters, params, steps)
 
 
-class SGD(Optimizer):
-    name = "sgd"
-    description = OPTIMIZERS["sgd"].description
-    params = OPTIMIZERS["sgd"].params
+class BuiltinOptimizer(Optimizer):
+    """One of torch.optim's optimizers from the table in ``optbench.training``."""
 
-
-class Momentum(Optimizer):
-    name = "momentum"
-    description = OPTIMIZERS["momentum"].description
-    params = OPTIMIZERS["momentum"].params
-
-
-class Nesterov(Optimizer):
-    name = "nesterov"
-    description = OPTIMIZERS["nesterov"].description
-    params = OPTIMIZERS["nesterov"].params
-
-
-class Adam(Optimizer):
-    name = "adam"
-    description = OPTIMIZERS["adam"].description
-    params = OPTIMIZERS["adam"].params
-
-
-class AdamW(Optimizer):
-    name = "adamw"
-    description = OPTIMIZERS["adamw"].description
-    params = OPTIMIZERS["adamw"].params
-
-
-class RMSprop(Optimizer):
-    name = "rmsprop"
-    description = OPTIMIZERS["rmsprop"].description
-    params = OPTIMIZERS["rmsprop"].params
-
-
-class Adagrad(Optimizer):
-    name = "adagrad"
-    description = OPTIMIZERS["adagrad"].description
-    params = OPTIMIZERS["adagrad"].params
+    def __init__(self, name: str):
+        spec = OPTIMIZERS[name]
+        self.name, self.description, self.params = name, spec.description, spec.params
 
 
 @hookimpl
 def optbench_register_techniques(register):
-    for cls in (SGD, Momentum, Nesterov, Adam, AdamW, RMSprop, Adagrad):
-        register(cls())
+    for name in OPTIMIZERS:  # sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad
+        register(BuiltinOptimizer(name))
