@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,8 @@ def _page_texts(pdf: Path) -> list[str]:
     except ImportError:
         PdfReader = None
     if PdfReader is not None:
-        return [p.extract_text() or "" for p in PdfReader(str(pdf)).pages]
+        # NFKC: the PDF's fonts set "ff" as one ligature glyph, which pypdf returns as U+FB00
+        return [unicodedata.normalize("NFKC", p.extract_text() or "") for p in PdfReader(str(pdf)).pages]
     if not shutil.which("pdftotext"):
         why = _apt_install("poppler-utils")
         if not shutil.which("pdftotext"):

@@ -132,7 +132,7 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole process group
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (stdout, stderr)
     assert "interrupted" in stdout
     finished = rows_of(out)
     assert 1 <= len(finished) < 6 and all(r["status"] == "ok" for r in finished)
