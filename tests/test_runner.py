@@ -125,7 +125,10 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
     suite.write_text(suite_text("[none]", batch="[1, 2, 3, 4, 5, 6]"))
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "optbench", "run", str(suite), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            # as from a terminal: a shell's background job (CI scripts run with &) inherits SIGINT
+                            # ignored, and Python then installs no KeyboardInterrupt handler
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = out / "results.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
