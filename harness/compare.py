@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .measure.latency import parse_percent
+
 #: one-sided significance level: asv's p < 0.002 two-sided is p < 0.001 one-sided
 ALPHA = 0.001
 #: a speed probe this many times slower than the fastest seen means the machine was in its slow mode
@@ -89,13 +91,6 @@ def rule_for(metric: str, thresholds: dict[str, Any] | None = None) -> MetricRul
     if metric in thresholds:
         return MetricRule(parse_percent(thresholds[metric]), base.higher_is_worse, base.floor, True)
     return base
-
-
-def parse_percent(text: Any) -> float:
-    """'5%' or '+5%' -> 0.05 (the suite schema already checked the form)."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    return float(str(text).strip().lstrip("+").rstrip("%")) / 100
 
 
 # --- one side of a comparison ---------------------------------------------------------------

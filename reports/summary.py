@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from optbench.measure.latency import SLOW_MACHINE_FACTOR, probe_of
+from optbench.measure.latency import SLOW_MACHINE_FACTOR, parse_percent, probe_of
 
 
 def ratio_ci(base: list[float], other: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -168,10 +168,8 @@ def parse_budget(text: str | float | None, default: float = 0.01) -> float:
     """The suite's ``accuracy_budget`` ("1%", "+0.5%") as a fraction (0.01); the default when unset or unreadable."""
     if text is None or text == "":
         return default
-    if isinstance(text, (int, float)):
-        return float(text)
     try:
-        return float(str(text).strip().lstrip("+").rstrip("%")) / 100
+        return parse_percent(text)
     except ValueError:
         return default
 

@@ -135,12 +135,18 @@ def probe_of(row: dict[str, Any]) -> float | None:
     return max(probes) if probes else None
 
 
+def parse_percent(text: str | float) -> float:
+    """A suite's percentage ('5%', '+5%') as a fraction (0.05); a number is taken as a fraction already.
+
+    One reader for every percentage a suite holds: precision, thresholds, accuracy_budget.
+    """
+    if isinstance(text, (int, float)):
+        return float(text)
+    return float(str(text).strip().lstrip("+").rstrip("%")) / 100
+
+
 def parse_precision(p: str | float | None) -> float | None:
-    if p is None:
-        return None
-    if isinstance(p, str):
-        return float(p.rstrip("%")) / 100
-    return float(p)
+    return None if p is None else parse_percent(p)
 
 
 def measure(
