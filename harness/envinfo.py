@@ -11,6 +11,8 @@ from importlib import metadata
 from typing import Any
 
 PACKAGES = ("torch", "torchao", "numpy", "optbench")
+#: environment variables that change how fast the same code runs: thread pools and malloc
+ENV_PREFIXES = ("OMP_", "KMP_", "MKL_", "GOMP_", "MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD")
 FINGERPRINT_KEYS = ("cpu", "cpu_count", "gpu", "python", "packages", "threads", "omp")
 
 
@@ -67,7 +69,7 @@ def fingerprint(threads: int | None, env: dict[str, str], plugins: dict[str, str
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in PACKAGES},
         "threads": threads,
-        "omp": {k: v for k, v in {**os.environ, **env}.items() if k.startswith(("OMP_", "KMP_", "MKL_", "GOMP_"))},
+        "omp": {k: v for k, v in {**os.environ, **env}.items() if k.startswith(ENV_PREFIXES)},
         "git": git_commit(cwd),
         "plugins": plugins,
         "hostname": platform.node(),

@@ -23,6 +23,7 @@ from typing import Any
 from . import envinfo
 from .cell import SCHEMA, child_main
 from .manager import PluginManager
+from .measure.allocator import allocator_env
 from .measure.latency import SLOW_MACHINE_FACTOR, probe_of
 from .results import RUN, ResultsFile, rows_by_cell, write_json_atomic
 from .suite import Suite
@@ -170,7 +171,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
             if (c["key"], r) not in done and not (r > 1 and done.get((c["key"], 1)) == "skipped")]
     cells_done = [c for c in cells if done.get((c["key"], 1)) == "skipped" or all((c["key"], r) in done for r in range(1, rounds + 1))]
 
-    env = dict(suite.env)
+    # the allocator's variables first: a suite's own env wins over them
+    env = {**allocator_env(suite.allocator), **suite.env}
     if suite.threads and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(suite.threads)
     fp = envinfo.fingerprint(suite.threads, env, pm.versions(), cwd=str(Path(suite.path).parent))

@@ -110,6 +110,8 @@ def json_schema(pm: PluginManager | None = None) -> dict:
             "threads": {"type": ["integer", "null"], "minimum": 1, "description": "torch intra-op threads per cell (recorded)"},
             "env": {"type": "object", "additionalProperties": {"type": ["string", "number"]},
                     "description": "environment for cell processes, e.g. OMP_WAIT_POLICY: passive"},
+            "allocator": {"enum": ["steady", "system"],
+                          "description": "glibc malloc in cell processes: steady (default: no page faults in the timed loop) or system (glibc's defaults)"},
             "seed": {"type": "integer", "minimum": 0},
             "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds per cell before it is killed"},
             "workload": {
@@ -250,6 +252,7 @@ class Suite:
     question: str = ""
     rounds: int = 1
     accuracy_budget: str = "1%"
+    allocator: str = "steady"
 
     @property
     def sha256(self) -> str:
@@ -507,7 +510,7 @@ def parse_suite(text: str, filename: str, pm: PluginManager) -> Suite:
         threads=data.get("threads"), env={k: str(v) for k, v in data.get("env", {}).items()},
         seed=data.get("seed", 0), timeout=float(data.get("timeout", 600)), thresholds=data.get("thresholds", {}),
         question=data.get("question", ""), rounds=int(data.get("rounds", 1)),
-        accuracy_budget=data.get("accuracy_budget", "1%"),
+        accuracy_budget=data.get("accuracy_budget", "1%"), allocator=data.get("allocator", "steady"),
     )
 
 

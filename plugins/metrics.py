@@ -32,6 +32,7 @@ class Latency(Metric):
     def measure(self, ctx):
         import torch
         from optbench.measure import latency
+        from optbench.measure.allocator import minor_faults
 
         wl, m = ctx.workload, ctx.measure
         g = torch.Generator().manual_seed(ctx.seed)
@@ -42,17 +43,26 @@ class Latency(Metric):
             with torch.inference_mode():
                 model(x)
 
+        faults: list[int] = []  # minor page faults of each call: a warm loop with a steady allocator has ~none
+
+        def timed():
+            f0 = minor_faults()
+            seconds = ctx.backend.time_call(call)
+            faults.append(minor_faults() - f0)
+            return seconds
+
         probe_before = latency.speed_probe()
         stats = latency.measure(
-            lambda: ctx.backend.time_call(call),
-            warmup=m["warmup"], min_reps=m["min_reps"], min_time_s=m["min_time_s"],
+            timed, warmup=m["warmup"], min_reps=m["min_reps"], min_time_s=m["min_time_s"],
             max_time_s=m["max_time_s"], precision=m["precision"], unstable_ratio=m["unstable_ratio"],
         )
         probe_after = latency.speed_probe()
         ctx.shared["latency_median_s"] = stats.median  # for the mfu metric: FLOPs over this median
         tokens = wl["batch"] * wl["seq_len"]
+        per_rep = sum(faults[-stats.n:]) / stats.n
         return {
-            "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after], "unstable_ratio": m["unstable_ratio"]},
+            "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after], "unstable_ratio": m["unstable_ratio"],
+                        "page_faults_per_rep": round(per_rep, 1)},
             "throughput": {"value": tokens / stats.median, "unit": "tokens/s", "per": "latency", "numerator": tokens},
         }
 

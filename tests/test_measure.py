@@ -6,8 +6,11 @@ file runs in seconds on a loaded 2-core VM; nothing asserts on wall-clock timing
 
 from __future__ import annotations
 
+import json
 import math
+import platform
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -554,3 +557,35 @@ def test_fmt_speed_faster_and_missing():
     assert fmt_speed((1.5, 1.25, 1.75)) == "1.50x faster [1.25, 1.75]"
     assert fmt_speed((0.5, 0.4, 0.625)) == "2.00x slower [1.60, 2.50]"
     assert fmt_speed((2.0, float("nan"), float("nan"))) == "2.00x faster"
+
+
+# --- the cell processes' allocator ----------------------------------------------------------
+
+ALLOCATOR_SUITE = """
+workload: {{kind: forward, batch: 8, seq_len: 128}}
+measure: {{metrics: [latency]}}
+techniques: [none]
+allocator: {allocator}
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the allocator setting is glibc's (MALLOC_* variables)")
+def test_steady_allocator_takes_page_faults_out_of_the_timed_loop(tmp_path):
+    """glibc's defaults return each forward pass's activation buffers to the OS, and the next pass
+    faults them in again (thousands of faults per pass at batch 8); ``allocator: steady``, the
+    default, keeps them in the heap, and the run's fingerprint records the setting."""
+    from optbench.testing import run_suite_yaml
+
+    faults, env = {}, {}
+    for allocator in ("steady", "system"):
+        out = run_suite_yaml(ALLOCATOR_SUITE.format(allocator=allocator), tmp_path / allocator)
+        (row,) = out.rows
+        assert row["status"] == "ok", row["reason"]
+        faults[allocator] = row["metrics"]["latency"]["page_faults_per_rep"]
+        env[allocator] = json.loads((tmp_path / allocator / "run.json").read_text())["environment"]
+    assert faults["steady"] < 50, faults
+    assert faults["system"] > 500, faults
+    assert env["steady"]["omp"]["MALLOC_TRIM_THRESHOLD_"] == str(1 << 30)
+    assert "MALLOC_TRIM_THRESHOLD_" not in env["system"]["omp"]
+    assert env["steady"]["id"] != env["system"]["id"]  # compare calls the two runs not comparable
