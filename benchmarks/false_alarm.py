@@ -1,6 +1,6 @@
 """False-alarm and detection rates of ``optbench compare`` on quickstart-like runs.
 
-    python benchmarks/false_alarm.py --unchanged 20 --slowed 20 --rounds 5 -o /tmp/false-alarm
+    python benchmarks/false_alarm.py --unchanged 15 --slowed 5 -o /tmp/false-alarm
 
 Runs N unchanged runs and M runs whose ``quantize`` technique is made exactly ``--slowdown``
 (default 5%) slower by benchmarks/degrade_plugin.py (busy-waiting that fraction of each
@@ -12,14 +12,16 @@ drift hits both kinds alike. Every run is recorded in DIR/history.db. Then:
 - detection: every (unchanged baseline, slowed current) pair; per quantize cell, flagged
   or not (the target: at least 19 in 20); per compare, all slowed cells flagged;
 
-each under several rules: the default (rounds as replicates), the same with the history's
-run-to-run noise (leave-two-out: the history without the two runs compared), normalised
-by the speed probe, and asv's raw-sample Mann-Whitney rule for reference. Also printed: the
+each under several rules: the default (rounds as replicates; a technique's cells relative to
+the baseline's cell of the same round), the same with the history's run-to-run noise
+(leave-two-out: the history without the two runs compared), absolute timings only, absolute
+normalised by the speed probe, and asv's raw-sample Mann-Whitney rule for reference. Also printed: the
 variance components the rule relies on (round-to-round and run-to-run spread of each
 cell's latency, in %) and how often cells were not comparable (slow mode, unstable).
 
-``--reuse`` skips running and analyses the runs already in DIR. Runs take about a minute
-each with the quickstart's measure settings (--min-time 2); the machine must be quiet.
+``--reuse`` skips running and analyses the runs already in DIR. The defaults are the settings
+of examples/ci/nightly-suite.yaml (10 rounds, min_time_s 0.5): about 90 s a run on the 2-core
+VM. Nothing else may run on the machine meanwhile.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ question: Does optbench compare stay quiet on unchanged runs and catch a {slow:.
 model: {{source: reference, size: tiny}}
 data: {{name: pydoc-text, split: heldout}}
 backend: cpu
-threads: 2
+threads: {threads}
 workload: {{kind: forward, batch: [1, 8], seq_len: 128}}
 measure: {{warmup: auto, min_reps: 20, min_time_s: {min_time}, max_time_s: 20, metrics: [latency, memory]}}
 baseline: none
@@ -53,13 +55,13 @@ timeout: 300
 """
 
 
-def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdown: float, min_time: float) -> None:
+def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdown: float, min_time: float, threads: int) -> None:
     os.environ["OPTBENCH_HISTORY"] = str(out / "history.db")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")]))
     sys.path.insert(0, str(HERE))
     from optbench.testing import run_suite_yaml
 
-    text = SUITE.format(slow=slowdown, min_time=min_time, rounds=rounds)
+    text = SUITE.format(slow=slowdown, min_time=min_time, rounds=rounds, threads=threads)
     order = ["u"] * n_unchanged + ["s"] * n_slowed
     order = [k for pair in itertools.zip_longest(order[:n_unchanged], order[n_unchanged:]) for k in pair if k]
     counts = {"u": 0, "s": 0}
@@ -123,11 +125,12 @@ def analyse(out: Path) -> None:
                     raw_c = Measurement(mc.value, samples=mc.samples)
                     out_cells[b["technique"]["label"] + f" b={b['workload']['batch']}"] = decide(raw_b, raw_c, rule_for("latency")).status
             return out_cells
-        cmp = compare_runs(bm, br, cm, cr, history_noise=noise, normalize_probe=variant == "probe")
+        cmp = compare_runs(bm, br, cm, cr, history_noise=noise, normalize_probe=variant == "probe",
+                           relative=variant not in ("absolute", "probe"))
         return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
                 for r in cmp.results if r.metric == "latency"}
 
-    variants = ["rounds", "history", "probe", "asv"]
+    variants = ["default", "history", "absolute", "probe", "asv"]
     print("\nrule                   false alarms (unchanged pairs)   detection per slowed cell   per compare   not comparable")
     for variant in variants:
         fa = fa_n = nc = 0
@@ -154,17 +157,18 @@ def analyse(out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-o", "--out", default="results/false-alarm", help="runs and their history go here")
-    ap.add_argument("--unchanged", type=int, default=20, metavar="N")
-    ap.add_argument("--slowed", type=int, default=20, metavar="M")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--unchanged", type=int, default=15, metavar="N", help="15 runs make 105 compares of unchanged pairs")
+    ap.add_argument("--slowed", type=int, default=5, metavar="M")
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--slowdown", type=float, default=0.05, help="fraction: 0.05 = 5%% slower")
-    ap.add_argument("--min-time", type=float, default=2.0, help="measure.min_time_s of each cell round (the quickstart's: 2)")
+    ap.add_argument("--min-time", type=float, default=0.5, help="measure.min_time_s of each cell round (the nightly example's: 0.5)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per cell (the quickstart's: 2)")
     ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.reuse:
-        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time)
+        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time, args.threads)
     analyse(out)
 
 

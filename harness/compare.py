@@ -10,10 +10,14 @@ correlated and the level moves between processes by several percent or more; raw
 tests take that drift for a real change. The unit of replication is therefore the process:
 with ``rounds: N`` (N >= 2, 3 or more advised) each round is its own process and its median
 is one replicate, and a t-test on the log round medians asks whether the runs differ by
-more than their rounds differ among themselves. A history of earlier runs adds the other
-noise source, the drift between runs (nights), measured directly as the spread of
-successive run-to-run differences. asv's rule is kept as the fallback where neither
-replication exists (``rounds: 1`` and no history), and said so in the verdict.
+more than their rounds differ among themselves. The other noise source is the drift between
+runs: on the 2-core VM a whole run sits 2-3% above or below another, every cell alike, more
+than its rounds disagree. A technique's cell is therefore judged relative to the suite
+baseline's cell of the same round (run seconds apart, they share the drift, which cancels);
+the baseline's cells are judged on absolute timings, against the history's spread of
+successive run-to-run differences, or without a history against an assumed drift. The timed
+tests of one compare share one false-alarm rate (Bonferroni). asv's rule is kept as the
+fallback where no replication exists (``rounds: 1`` and no history), and said so in the verdict.
 """
 
 from __future__ import annotations
@@ -26,8 +30,21 @@ from typing import Any
 
 from .measure.latency import parse_percent
 
-#: one-sided significance level: asv's p < 0.002 two-sided is p < 0.001 one-sided
+#: one-sided significance level of one test: asv's p < 0.002 two-sided is p < 0.001 one-sided
 ALPHA = 0.001
+#: false-alarm rate of one whole compare: its timed tests share it (Bonferroni), so a suite with
+#: m timed cell metrics tests each at FAMILY_ALPHA / m
+FAMILY_ALPHA = 0.01
+#: between-run drift assumed when there is no history to measure it, as a multiple of one
+#: round's variance added per run. Absolute timings: a whole run shifts, every cell alike, by
+#: about 1.2-1.5x the round spread on the 2-core VM (benchmarks/false_alarm.py prints both).
+DRIFT_PER_RUN = 2.0
+#: the same for a technique's cell relative to the baseline's cell of its round. Most of the drift
+#: cancels, not all: for minutes at a time the VM runs in a slower regime where kernels do not
+#: slow alike (int8/none at batch 1: 1.15x in the fast regime, 1.33x in the slow one). Without it
+#: 5 of 105 compares of unchanged runs raised a false alarm in a noisy hour; with 0.25, none did
+#: (0 of 105, and 0 of 28 in a quiet hour).
+DRIFT_RELATIVE = 0.25
 #: a speed probe this many times slower than the fastest seen means the machine was in its slow mode
 SLOW_FACTOR = 3.0
 
@@ -102,6 +119,7 @@ class Measurement:
 
     value: float | None                   # the median for timed metrics, else the value
     rounds: tuple[float, ...] = ()        # per-round medians: one replicate per process
+    round_ids: tuple[int, ...] = ()       # the round each median came from (pairs cells of one round)
     samples: tuple[float, ...] = ()       # raw samples, all rounds pooled
     probes: tuple[float, ...] = ()        # speed probe per round (the slower of before/after)
     unstable: str = ""                    # why the samples are not a clean figure
@@ -119,9 +137,10 @@ class Measurement:
             return None
         if "samples" in m or "median" in m:
             rounds = tuple(r["median"] for r in m.get("rounds", [])) or (m["median"],)
+            ids = tuple(int(r.get("round", i + 1)) for i, r in enumerate(m.get("rounds", []))) or (int(row.get("round", 1)),)
             probes = m.get("speed_probe_s") or []
             per_round = tuple(max(probes[i:i + 2]) for i in range(0, len(probes), 2)) if len(probes) == 2 * len(rounds) else ()
-            return cls(value=m.get("median"), rounds=rounds, samples=tuple(m.get("samples", ())), probes=per_round,
+            return cls(value=m.get("median"), rounds=rounds, round_ids=ids, samples=tuple(m.get("samples", ())), probes=per_round,
                        unstable=(m.get("unstable_reason") or "unstable") if m.get("unstable") else "",
                        slow=row.get("slow_machine", "") or "", unit=m.get("unit", "s"))
         v = m.get("value")
@@ -181,7 +200,8 @@ def screen(base: Measurement, cur: Measurement, slow_factor: float = SLOW_FACTOR
 
 
 def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noise | None = None,
-           history: Noise | None = None, alpha: float = ALPHA, normalize_probe: bool = False) -> Verdict:
+           history: Noise | None = None, alpha: float = ALPHA, normalize_probe: bool = False,
+           drift: float = 0.0) -> Verdict:
     """Judge one cell's metric: regression, improvement, unchanged, or not comparable.
 
     Timed metrics (latency...):
@@ -195,8 +215,11 @@ def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noi
        this cell's round medians (both runs, ``df = n_a + n_b - 2``), the same spread
        pooled over every cell of the two runs (``pooled``), and the spread of run-to-run
        differences in the history (``history``), which includes the drift between runs
-       that rounds inside one run cannot see. A t-distribution with that estimate's
-       degrees of freedom gives the one-sided p and the ``1 - 2 alpha`` interval of ``d``.
+       that rounds inside one run cannot see. Without a history, ``drift`` (a variance
+       ratio, :data:`DRIFT_PER_RUN` from :func:`compare_runs` for absolute timings) adds
+       ``drift`` x the round variance per run for that unseen drift. A t-distribution with
+       the chosen estimate's degrees of freedom gives the one-sided p and the ``1 - 2 alpha``
+       interval of ``d``.
     4. Regression when the change is significantly worse (p < ``alpha``, 0.001: asv's
        p < 0.002 two-sided) and its interval reaches the threshold, i.e. a change of the
        threshold's size cannot be ruled out. A change measured as precisely smaller than
@@ -253,6 +276,10 @@ def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noi
             candidates.append((pooled.var * scale, pooled.df, pooled.source or "round medians pooled over cells"))
     if history is not None and history.df > 0:
         candidates.append((history.var, history.df, history.source or "history"))
+    elif drift > 0 and candidates:
+        w2, w_df, w_source = max(candidates, key=lambda c: c[0])
+        candidates.append((w2 / scale * (scale + 2 * drift), w_df,
+                           f"{w_source}, plus between-run drift assumed {drift:g}x the round variance per run (no history)"))
     if not candidates:
         return _mann_whitney(base, cur, ratio, worse, lim, alpha, rule.judged)
     var, df, source = max(candidates, key=lambda c: c[0])
@@ -339,6 +366,26 @@ def run_estimate(m: Measurement | None) -> float | None:
     if m.rounds and all(x > 0 for x in m.rounds):
         return statistics.fmean(math.log(x) for x in m.rounds)
     return math.log(m.value)
+
+
+def relative_to(m: Measurement, base: Measurement) -> Measurement | None:
+    """``m``'s round medians over those of ``base`` (the suite baseline's cell) in the same rounds.
+
+    The cells of one round run seconds apart, so the machine's drift between runs (a whole
+    run 2-3% faster or slower, every cell alike) cancels in the ratio, while a technique that
+    got slower still moves it. None without two shared rounds.
+    """
+    if m.slow or base.slow:
+        return None
+    b_of = dict(zip(base.round_ids, base.rounds, strict=False))
+    pairs = [(x, b_of[i]) for i, x in zip(m.round_ids, m.rounds, strict=False) if i in b_of and x > 0 and b_of[i] > 0]
+    if len(pairs) < 2:
+        return None
+    ratios = tuple(x / b for x, b in pairs)
+    return Measurement(value=math.exp(statistics.fmean(math.log(r) for r in ratios)), rounds=ratios,
+                       round_ids=tuple(i for i in m.round_ids if i in b_of),
+                       unstable="; ".join(filter(None, [m.unstable, f"baseline cell: {base.unstable}" if base.unstable else ""])),
+                       unit="x")
 
 
 # --- whole runs ---------------------------------------------------------------------------
@@ -452,6 +499,13 @@ def run_summary(meta: dict[str, Any]) -> dict[str, Any]:
             "source": meta.get("_source", "")}
 
 
+def _context(row: dict[str, Any]) -> str:
+    """What a cell measures apart from its technique: model, backend, workload."""
+    import json
+
+    return json.dumps([row.get("model"), row.get("backend"), row.get("workload")], sort_keys=True, default=str)
+
+
 def _fastest_probe(rows: Iterable[dict[str, Any]]) -> float | None:
     probes = [p for r in rows for p in (r.get("metrics", {}).get("latency", {}) or {}).get("speed_probe_s", []) or [] if p > 0]
     return min(probes) if probes else None
@@ -472,8 +526,17 @@ def _with_probe_screen(m: Measurement, fastest: float | None) -> Measurement:
 
 def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur_meta: dict[str, Any],
                  cur_rows: list[dict[str, Any]], *, history_noise: dict[tuple[str, str], Noise] | None = None,
-                 alpha: float = ALPHA, normalize_probe: bool = False) -> Comparison:
-    """Compare two runs cell by cell (matched by cell key); rows are merged rows (one per cell)."""
+                 family_alpha: float = FAMILY_ALPHA, normalize_probe: bool = False, relative: bool = True, drift_relative: float = DRIFT_RELATIVE) -> Comparison:
+    """Compare two runs cell by cell (matched by cell key); rows are merged rows (one per cell).
+
+    Timed metrics share ``family_alpha``: with m of them judged, each is tested at
+    ``family_alpha / m``, so one compare of unchanged runs raises a false alarm at most that
+    often (if the noise model holds). A technique's cell is judged ``relative`` to the suite
+    baseline's cell of the same round (:func:`relative_to`: the drift between runs cancels),
+    unless that baseline cell itself changed; the baseline's cells, and every cell without a
+    round-by-round partner, are judged on their absolute timings, against the history's
+    run-to-run noise or, without one, an assumed between-run drift (:data:`DRIFT_PER_RUN`).
+    """
     cmp = Comparison(run_summary(base_meta), run_summary(cur_meta))
     cmp.environment = environment_difference(base_meta.get("environment", {}), cur_meta.get("environment", {}))
     cmp.suite_changed = bool(base_meta.get("suite_sha256")) and base_meta.get("suite_sha256") != cur_meta.get("suite_sha256")
@@ -500,22 +563,60 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
         else:
             both.append((key, b, c))
 
-    metrics_of: dict[str, list[tuple[str, str, Measurement, Measurement]]] = {}
+    base_label = cur_meta.get("baseline") or base_meta.get("baseline")
+    partner: dict[str, str] = {}   # context -> the suite baseline's cell key there
+    for key, _, c in both:
+        if base_label and c.get("technique", {}).get("label") == base_label:
+            partner[_context(c)] = key
+    metrics_of: dict[str, list[tuple[str, str, Measurement, Measurement, str | None]]] = {}
     for key, b, c in both:
+        pkey = partner.get(_context(c))
         for metric in sorted(set(b.get("metrics", {})) & set(c.get("metrics", {}))):
             mb, mc = Measurement.from_row(b, metric), Measurement.from_row(c, metric)
             if mb is None or mc is None:
                 continue
             mb, mc = _with_probe_screen(mb, fastest), _with_probe_screen(mc, fastest)
-            metrics_of.setdefault(metric, []).append((key, cell_name(c), mb, mc))
+            metrics_of.setdefault(metric, []).append((key, cell_name(c), mb, mc, pkey if pkey != key else None))
+    n_timed = sum(1 for metric, items in metrics_of.items() if rule_for(metric, thresholds).judged
+                  for _, _, mb, mc, _ in items if mb.timed or mc.timed)
+    alpha = family_alpha / max(1, n_timed)
     for metric, items in metrics_of.items():
         rule = rule_for(metric, thresholds)
-        clean = [(mb, mc) for _, _, mb, mc in items if mb.timed and not screen(mb, mc)]
+        by_key = {key: (mb, mc) for key, _, mb, mc, _ in items}
+        clean = [(mb, mc) for _, _, mb, mc, _ in items if mb.timed and not screen(mb, mc)]
         pooled = pooled_noise(clean) if len(clean) > 1 else None
-        for key, name, mb, mc in items:
-            v = decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
-                       normalize_probe=normalize_probe)
-            cmp.results.append(MetricResult(key, name, metric, mc.unit or mb.unit, mb.value, mc.value, rule.threshold, v))
+        verdicts: dict[str, Verdict] = {}
+        # the baseline's cells (and cells without a partner) first: absolute timings
+        for key, _, mb, mc, pkey in items:
+            if pkey is None or not relative:
+                verdicts[key] = decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
+                                       normalize_probe=normalize_probe, drift=DRIFT_PER_RUN if mb.timed else 0.0)
+        rel: dict[str, tuple[Measurement, Measurement]] = {}
+        for key, _, mb, mc, pkey in items:
+            if key in verdicts:
+                continue
+            if pkey in by_key and mb.timed and mc.timed and verdicts.get(pkey, Verdict(UNCHANGED, None)).status in (UNCHANGED,):
+                pb, pc = by_key[pkey]
+                rb, rc = relative_to(mb, pb), relative_to(mc, pc)
+                if rb is not None and rc is not None and len(rb.rounds) >= 2 and len(rc.rounds) >= 2:
+                    rel[key] = (rb, rc)
+        rel_pooled = pooled_noise([p for p in rel.values() if not screen(*p)]) if len(rel) > 1 else None
+        for key, _, mb, mc, pkey in items:
+            if key in verdicts:
+                continue
+            if key in rel:
+                v = decide(*rel[key], rule, pooled=rel_pooled, alpha=alpha, drift=drift_relative)
+                v.ratio = _ratio(mb.value, mc.value) if v.status == NOT_COMPARABLE else v.ratio
+                v.method = v.method.replace("t-test on log round medians", "t-test on round medians relative to the baseline's cell of the same round")
+                verdicts[key] = v
+            else:
+                why = "" if pkey not in verdicts or verdicts[pkey].status == UNCHANGED else f"; the baseline's cell changed ({verdicts[pkey].status})"
+                v = decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
+                           normalize_probe=normalize_probe, drift=DRIFT_PER_RUN if mb.timed else 0.0)
+                v.method += why
+                verdicts[key] = v
+        for key, name, mb, mc, _ in items:
+            cmp.results.append(MetricResult(key, name, metric, mc.unit or mb.unit, mb.value, mc.value, rule.threshold, verdicts[key]))
     cmp.results.sort(key=lambda r: (r.name, r.metric))
     unreplicated = sum(1 for r in cmp.results if r.verdict.method.startswith("asv's rule"))
     if unreplicated:

@@ -195,6 +195,73 @@ def test_a_cell_slow_against_the_fastest_probe_of_both_runs_is_not_comparable():
     assert lat.verdict.status == NOT_COMPARABLE and not cmp.regressed
 
 
+def _run_rows(run, seed, none_level, quant_level, rounds=10, noise=0.015, shift=0.0):
+    """A run of a baseline cell and a technique cell at b=8: ``shift`` moves the whole run (drift,
+    every cell and round alike); each round's two cells share that round's machine state."""
+    rnd = random.Random(f"shift-{seed}")
+    round_shift = [math.exp(shift + rnd.gauss(0, noise)) for _ in range(rounds)]  # the machine, per round
+    rows = []
+    for label, level in (("none", none_level), ("int8", quant_level)):
+        r = row(label, 8, level, seed=seed, run=run, rounds=rounds, noise=0.004)
+        for rd, f in zip(r["metrics"]["latency"]["rounds"], round_shift, strict=True):
+            rd["median"] *= f
+        rows.append(r)
+    return rows
+
+
+def test_a_technique_is_judged_relative_to_the_baseline_cell_of_its_round_so_run_drift_cancels():
+    base_meta = {**meta("r1", "1"), "baseline": "none"}
+    cur_meta = {**meta("r2", "2"), "baseline": "none"}
+    base = _run_rows("r1", 1, 0.050, 0.053)
+    # the whole second run is 3% slower (the machine), nothing in the tree changed
+    drift = compare_runs(base_meta, base, cur_meta, _run_rows("r2", 2, 0.050, 0.053, shift=0.03))
+    assert not drift.regressed, [(r.name, r.verdict) for r in drift.regressions]
+    # the same drift, and int8 5% slower: caught, relative to the baseline cell of each round
+    slowed = compare_runs(base_meta, base, cur_meta, _run_rows("r2", 2, 0.050, 0.053 * 1.05, shift=0.03))
+    (reg,) = slowed.regressions
+    assert reg.name.startswith("int8") and "relative to the baseline's cell" in reg.verdict.method
+    assert reg.verdict.ratio == pytest.approx(1.05, rel=0.01)
+    # on absolute timings, the run's drift is taken for part of the change: +8%, not +5%
+    absolute = compare_runs(base_meta, base, cur_meta, _run_rows("r2", 2, 0.050, 0.053 * 1.05, shift=0.03), relative=False)
+    (v,) = [r.verdict for r in absolute.results if r.name.startswith("int8") and r.metric == "latency"]
+    assert v.ratio == pytest.approx(1.05 * math.exp(0.03), rel=0.01) and "relative" not in v.method
+
+
+def test_the_baseline_cell_is_judged_absolute_with_assumed_drift_until_a_history_measures_it():
+    base_meta = {**meta("r1", "1"), "baseline": "none"}
+    cur_meta = {**meta("r2", "2"), "baseline": "none"}
+    base = _run_rows("r1", 1, 0.050, 0.053)
+    shifted = compare_runs(base_meta, base, cur_meta, _run_rows("r2", 2, 0.050 * 1.04, 0.053 * 1.04))
+    none = next(r for r in shifted.results if r.name.startswith("none") and r.metric == "latency")
+    assert none.verdict.status == UNCHANGED and "between-run drift assumed" in none.verdict.method
+    # the technique moved with its baseline cell: relative to it, nothing changed
+    assert not shifted.regressed
+    # a history that says runs agree within 0.5%: +6% of the baseline cell is a regression
+    quiet = {("none-8", "latency"): Noise(var=0.005 ** 2, df=30, source="history")}
+    judged = compare_runs(base_meta, base, cur_meta, _run_rows("r2", 2, 0.050 * 1.06, 0.053 * 1.06), history_noise=quiet)
+    none = next(r for r in judged.results if r.name.startswith("none") and r.metric == "latency")
+    assert none.verdict.status == REGRESSION and "assumed" not in none.verdict.method  # the history replaced the assumption
+    # its technique cell is then judged on absolute timings too, and says why
+    int8 = next(r for r in judged.results if r.name.startswith("int8") and r.metric == "latency")
+    assert "the baseline's cell changed" in int8.verdict.method
+
+
+def test_the_timed_tests_of_one_compare_share_its_false_alarm_rate():
+    """A +6.2% change at p ~ 0.001: flagged as the compare's only timed test (alpha 0.01), not as one of
+    40 (each tested at 0.01 / 40): the compare's false-alarm rate, not each test's, is 1%."""
+    noise = Noise(var=0.02 ** 2, df=1000, source="history")
+    lone = compare_runs(meta("r1", "1"), [row("x", 1, 0.010, seed=1)], meta("r2", "2"), [row("x", 1, 0.0106, seed=2, run="r2")],
+                        history_noise={("x-1", "latency"): noise})
+    (v,) = [r.verdict for r in lone.results if r.metric == "latency"]
+    assert 0.01 / 40 < v.p < 0.01 and v.status == REGRESSION, v
+    others = [f"t{i}" for i in range(39)]
+    many = compare_runs(meta("r1", "1"), [row("x", 1, 0.010, seed=1)] + [row(t, 1, 0.01, seed=1) for t in others],
+                        meta("r2", "2"), [row("x", 1, 0.0106, seed=2, run="r2")] + [row(t, 1, 0.01, seed=2, run="r2") for t in others],
+                        history_noise={("x-1", "latency"): noise})
+    (v,) = [r.verdict for r in many.results if r.metric == "latency" and r.name.startswith("x ")]
+    assert v.status == UNCHANGED and not many.regressed, v
+
+
 # --- the CLI and CI outputs ---------------------------------------------------------------------------
 
 

@@ -584,8 +584,9 @@ def test_steady_allocator_takes_page_faults_out_of_the_timed_loop(tmp_path):
         assert row["status"] == "ok", row["reason"]
         faults[allocator] = row["metrics"]["latency"]["page_faults_per_rep"]
         env[allocator] = json.loads((tmp_path / allocator / "run.json").read_text())["environment"]
-    assert faults["steady"] < 50, faults
-    assert faults["system"] > 500, faults
+    # steady: the few faults left are the heap's first growth inside the short warm-up (0-60 seen);
+    # system: ~4,000 per pass
+    assert faults["steady"] < 300 < 1000 < faults["system"], faults
     assert env["steady"]["omp"]["MALLOC_TRIM_THRESHOLD_"] == str(1 << 30)
     assert "MALLOC_TRIM_THRESHOLD_" not in env["system"]["omp"]
     assert env["steady"]["id"] != env["system"]["id"]  # compare calls the two runs not comparable
