@@ -201,7 +201,7 @@ def screen(base: Measurement, cur: Measurement, slow_factor: float = SLOW_FACTOR
 
 def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noise | None = None,
            history: Noise | None = None, alpha: float = ALPHA, normalize_probe: bool = False,
-           drift: float = 0.0) -> Verdict:
+           drift: float = 0.0, replicates: str = "log round medians") -> Verdict:
     """Judge one cell's metric: regression, improvement, unchanged, or not comparable.
 
     Timed metrics (latency...):
@@ -285,7 +285,7 @@ def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noi
     var, df, source = max(candidates, key=lambda c: c[0])
     if var <= 0:
         var = 1e-12
-    return _t_verdict(d, var, df, worse, lim, alpha, rule.judged, f"t-test on log round medians, noise from {source}{note}")
+    return _t_verdict(d, var, df, worse, lim, alpha, rule.judged, f"t-test on {replicates}, noise from {source}{note}")
 
 
 def _status(worse_lo: float, worse_hi: float, worse_point: float, lim: float) -> str:
@@ -378,12 +378,12 @@ def relative_to(m: Measurement, base: Measurement) -> Measurement | None:
     if m.slow or base.slow:
         return None
     b_of = dict(zip(base.round_ids, base.rounds, strict=False))
-    pairs = [(x, b_of[i]) for i, x in zip(m.round_ids, m.rounds, strict=False) if i in b_of and x > 0 and b_of[i] > 0]
+    pairs = [(i, x / b_of[i]) for i, x in zip(m.round_ids, m.rounds, strict=False) if x > 0 and b_of.get(i, 0) > 0]
     if len(pairs) < 2:
         return None
-    ratios = tuple(x / b for x, b in pairs)
+    ratios = tuple(r for _, r in pairs)
     return Measurement(value=math.exp(statistics.fmean(math.log(r) for r in ratios)), rounds=ratios,
-                       round_ids=tuple(i for i in m.round_ids if i in b_of),
+                       round_ids=tuple(i for i, _ in pairs),
                        unstable="; ".join(filter(None, [m.unstable, f"baseline cell: {base.unstable}" if base.unstable else ""])),
                        unit="x")
 
@@ -582,39 +582,38 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
     alpha = family_alpha / max(1, n_timed)
     for metric, items in metrics_of.items():
         rule = rule_for(metric, thresholds)
-        by_key = {key: (mb, mc) for key, _, mb, mc, _ in items}
         clean = [(mb, mc) for _, _, mb, mc, _ in items if mb.timed and not screen(mb, mc)]
         pooled = pooled_noise(clean) if len(clean) > 1 else None
-        verdicts: dict[str, Verdict] = {}
+
+        def absolute(key: str, mb: Measurement, mc: Measurement, rule: MetricRule = rule, pooled: Noise | None = pooled,
+                     metric: str = metric) -> Verdict:
+            return decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
+                          normalize_probe=normalize_probe, drift=DRIFT_PER_RUN if mb.timed else 0.0)
+
         # the baseline's cells (and cells without a partner) first: absolute timings
-        for key, _, mb, mc, pkey in items:
-            if pkey is None or not relative:
-                verdicts[key] = decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
-                                       normalize_probe=normalize_probe, drift=DRIFT_PER_RUN if mb.timed else 0.0)
+        verdicts = {key: absolute(key, mb, mc) for key, _, mb, mc, pkey in items if pkey is None or not relative}
+        by_key = {key: (mb, mc) for key, _, mb, mc, _ in items}
         rel: dict[str, tuple[Measurement, Measurement]] = {}
         for key, _, mb, mc, pkey in items:
-            if key in verdicts:
-                continue
-            if pkey in by_key and mb.timed and mc.timed and verdicts.get(pkey, Verdict(UNCHANGED, None)).status in (UNCHANGED,):
+            if key not in verdicts and pkey in verdicts and verdicts[pkey].status == UNCHANGED:
                 pb, pc = by_key[pkey]
                 rb, rc = relative_to(mb, pb), relative_to(mc, pc)
-                if rb is not None and rc is not None and len(rb.rounds) >= 2 and len(rc.rounds) >= 2:
+                if rb is not None and rc is not None:
                     rel[key] = (rb, rc)
         rel_pooled = pooled_noise([p for p in rel.values() if not screen(*p)]) if len(rel) > 1 else None
         for key, _, mb, mc, pkey in items:
             if key in verdicts:
                 continue
             if key in rel:
-                v = decide(*rel[key], rule, pooled=rel_pooled, alpha=alpha, drift=drift_relative)
-                v.ratio = _ratio(mb.value, mc.value) if v.status == NOT_COMPARABLE else v.ratio
-                v.method = v.method.replace("t-test on log round medians", "t-test on round medians relative to the baseline's cell of the same round")
-                verdicts[key] = v
+                v = decide(*rel[key], rule, pooled=rel_pooled, alpha=alpha, drift=drift_relative,
+                           replicates="round medians relative to the baseline's cell of the same round")
+                if v.status == NOT_COMPARABLE:
+                    v.ratio = _ratio(mb.value, mc.value)
             else:
-                why = "" if pkey not in verdicts or verdicts[pkey].status == UNCHANGED else f"; the baseline's cell changed ({verdicts[pkey].status})"
-                v = decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
-                           normalize_probe=normalize_probe, drift=DRIFT_PER_RUN if mb.timed else 0.0)
-                v.method += why
-                verdicts[key] = v
+                v = absolute(key, mb, mc)
+                if pkey in verdicts and verdicts[pkey].status != UNCHANGED:
+                    v.method += f"; the baseline's cell changed ({verdicts[pkey].status})"
+            verdicts[key] = v
         for key, name, mb, mc, _ in items:
             cmp.results.append(MetricResult(key, name, metric, mc.unit or mb.unit, mb.value, mc.value, rule.threshold, verdicts[key]))
     cmp.results.sort(key=lambda r: (r.name, r.metric))
