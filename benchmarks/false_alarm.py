@@ -5,17 +5,18 @@
 Runs N unchanged runs and M runs whose ``quantize`` technique is made exactly ``--slowdown``
 (default 5%) slower by benchmarks/degrade_plugin.py (busy-waiting that fraction of each
 forward pass's own time; cell keys stay the same), interleaved U, S, U, S... so machine
-drift hits both kinds alike. Every run is recorded in DIR/history.db. Then:
+drift hits both kinds alike. The unchanged runs are recorded in DIR/history.db. Then:
 
 - false alarms: every pair (i < j) of unchanged runs compared, baseline i, current j; a
   compare with any regression flagged is a false alarm (the target: at most 1 in 100);
 - detection: every (unchanged baseline, slowed current) pair; per quantize cell, flagged
   or not (the target: at least 19 in 20); per compare, all slowed cells flagged;
 
-each under several rules: the default (rounds as replicates; a technique's cells relative to
-the baseline's cell of the same round), the same with the history's run-to-run noise
-(leave-two-out: the history without the two runs compared), absolute timings only, absolute
-normalised by the speed probe, and asv's raw-sample Mann-Whitney rule for reference. Also printed: the
+each under several rules: the default (rounds as replicates; rounds measured in the VM's
+slower state left out; a technique's cells relative to the baseline's cell of the same round),
+the same with the history's run-to-run noise (leave-two-out: the history without the two runs
+compared), the default without the state check, absolute timings only, and asv's raw-sample
+Mann-Whitney rule for reference. Also printed: the
 variance components the rule relies on (round-to-round and run-to-run spread of each
 cell's latency, in %) and how often cells were not comparable (slow mode, unstable).
 
@@ -56,7 +57,6 @@ timeout: 300
 
 
 def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdown: float, min_time: float, threads: int) -> None:
-    os.environ["OPTBENCH_HISTORY"] = str(out / "history.db")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")]))
     sys.path.insert(0, str(HERE))
     from optbench.testing import run_suite_yaml
@@ -87,13 +87,29 @@ def load(out: Path, prefix: str) -> list[tuple[dict, list[dict]]]:
     return runs
 
 
+def record_history(out: Path) -> None:
+    """Record the finished unchanged runs in DIR/history.db, oldest first: the nightly history a
+    compare would see (the slowed runs are the changes under test, not part of its noise).
+    Runs made through optbench.testing keep no history of their own."""
+    from optbench.history import History, record_run_dir
+
+    db = out / "history.db"
+    with History.open(db) as h:
+        known = {r["run_id"] for r in h.runs()}
+    runs = [(json.loads((d / "run.json").read_text()), d) for d in out.glob("unchanged-*") if (d / "run.json").exists()]
+    for meta, d in sorted(runs, key=lambda x: x[0].get("started", "")):
+        if meta["run_id"] not in known and (meta.get("segments") or [{}])[-1].get("finished"):
+            record_run_dir(d, path=db, log=lambda _: None)
+
+
 def analyse(out: Path) -> None:
-    from optbench.compare import NOT_COMPARABLE, REGRESSION, Measurement, compare_runs, decide, rule_for
+    from optbench.compare import NOT_COMPARABLE, REGRESSION, STATE_MARGIN, Measurement, compare_runs, decide, rule_for
     from optbench.history import History, history_noise
 
     unchanged, slowed = load(out, "unchanged"), load(out, "slowed")
     print(f"{len(unchanged)} unchanged runs, {len(slowed)} slowed runs in {out}")
-    h = History.open(out / "history.db") if (out / "history.db").exists() else None
+    record_history(out)
+    h = History.open(out / "history.db")
 
     # variance components: the spread the rule has to see through
     by_cell: dict[str, list[list[float]]] = {}
@@ -113,8 +129,9 @@ def analyse(out: Path) -> None:
     def flagged(base, cur, variant):
         (bm, br), (cm, cr) = base, cur
         noise = None
-        if variant == "history" and h is not None:
-            noise = history_noise(h, cm, cr, exclude=(bm["run_id"], cm["run_id"]))
+        if variant == "history":
+            # every other unchanged run, before or after (leave-two-out), not only the earlier ones
+            noise = history_noise(h, {**cm, "started": "9999"}, cr, exclude=(bm["run_id"], cm["run_id"]))
         if variant == "asv":
             out_cells = {}
             for b in br:
@@ -125,13 +142,14 @@ def analyse(out: Path) -> None:
                     raw_c = Measurement(mc.value, samples=mc.samples)
                     out_cells[b["technique"]["label"] + f" b={b['workload']['batch']}"] = decide(raw_b, raw_c, rule_for("latency")).status
             return out_cells
-        cmp = compare_runs(bm, br, cm, cr, history_noise=noise, normalize_probe=variant == "probe",
-                           relative=variant not in ("absolute", "probe"))
+        cmp = compare_runs(bm, br, cm, cr, history_noise=noise, relative=variant != "absolute",
+                           state_margin=None if variant == "no state check" else STATE_MARGIN)
         return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
                 for r in cmp.results if r.metric == "latency"}
 
-    variants = ["default", "history", "absolute", "probe", "asv"]
-    print("\nrule                   false alarms (unchanged pairs)   detection per slowed cell   per compare   not comparable")
+    variants = ["default", "history", "no state check", "absolute", "asv"]
+    print("\nrule                   false alarms (unchanged pairs)   detection per slowed cell   of those comparable"
+          "   per compare   not comparable")
     for variant in variants:
         fa = fa_n = nc = 0
         for i, j in itertools.combinations(range(len(unchanged)), 2):
@@ -139,19 +157,20 @@ def analyse(out: Path) -> None:
             fa += any(s == REGRESSION for s in st.values())
             nc += sum(s == NOT_COMPARABLE for s in st.values())
             fa_n += 1
-        det = det_n = comp = comp_n = 0
+        det = det_n = det_nc = comp = comp_n = 0
         for u, s in itertools.product(unchanged, slowed):
             st = flagged(u, s, variant)
             slowed_cells = [v for k, v in st.items() if not k.startswith("none")]
             det += sum(v == REGRESSION for v in slowed_cells)
             det_n += len(slowed_cells)
+            det_nc += sum(v == NOT_COMPARABLE for v in slowed_cells)
             nc += sum(v == NOT_COMPARABLE for v in st.values())
             comp += bool(slowed_cells) and all(v == REGRESSION for v in slowed_cells)
             comp_n += 1
         print(f"{variant:22} {fa:4d} / {fa_n:<4d} ({100 * fa / max(fa_n, 1):5.1f}%)          "
-              f"{det:4d} / {det_n:<4d} ({100 * det / max(det_n, 1):5.1f}%)   {comp:3d} / {comp_n:<3d}      {nc}")
-    if h is not None:
-        h.close()
+              f"{det:4d} / {det_n:<4d} ({100 * det / max(det_n, 1):5.1f}%)   "
+              f"{det:4d} / {det_n - det_nc:<4d} ({100 * det / max(det_n - det_nc, 1):5.1f}%)   {comp:3d} / {comp_n:<3d}      {nc}")
+    h.close()
 
 
 def main() -> None:

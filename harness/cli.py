@@ -184,7 +184,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         trends = []
         if h is not None:
             noise = history_noise(h, cur_meta, cur_rows, exclude=(cur_meta.get("run_id"), base_meta.get("run_id")))
-        cmp = compare_runs(base_meta, base_rows, cur_meta, cur_rows, history_noise=noise, normalize_probe=args.normalize_probe)
+        cmp = compare_runs(base_meta, base_rows, cur_meta, cur_rows, history_noise=noise)
         if h is not None and not args.no_trends:
             trends = trends_for_report(cur_meta, h.path, cur_rows)
             cmp.trends = recent_steps(trends, cur_meta.get("thresholds"), within=args.trend_window)
@@ -368,7 +368,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fail-on-trend", action="store_true", help="exit 1 also when the history shows a step for the worse in the last runs")
     c.add_argument("--trend-window", type=int, default=7, metavar="N", help="report history steps in the last N runs (default 7)")
     c.add_argument("--no-trends", action="store_true", help="skip change-point detection over the history")
-    c.add_argument("--normalize-probe", action="store_true", help=argparse.SUPPRESS)  # experiment: divide by the speed probe
     c.set_defaults(fn=cmd_compare)
 
     hi = sub.add_parser("history", help="list recorded runs, or a cell's metric over the runs (--cell LABEL --metric NAME)")

@@ -9,7 +9,7 @@ samples)? On the small VMs this project runs on, the samples inside one process 
 correlated and the level moves between processes by several percent or more; raw-sample
 tests take that drift for a real change. The unit of replication is therefore the process:
 with ``rounds: N`` (N >= 2, 3 or more advised) each round is its own process and its median
-is one replicate, and a t-test on the log round medians asks whether the runs differ by
+is one replicate, and a t-test on the log round medians (Yuen's: 20% trimmed) asks whether the runs differ by
 more than their rounds differ among themselves. The other noise source is the drift between
 runs: on the 2-core VM a whole run sits 2-3% above or below another, every cell alike, more
 than its rounds disagree. A technique's cell is therefore judged relative to the suite
@@ -47,6 +47,12 @@ DRIFT_PER_RUN = 2.0
 DRIFT_RELATIVE = 0.25
 #: a speed probe this many times slower than the fastest seen means the machine was in its slow mode
 SLOW_FACTOR = 3.0
+#: the 2-core VM also switches, for minutes at a time, into a state 5-10% slower where kernels do not
+#: slow alike (int8/none at batch 1: 1.09-1.13x in the steady state, 1.28-1.31x in the slower one),
+#: so no ratio carries across states. The probes each cell takes after timing tell the states apart
+#: (steady 189-196 us, slower 198-206 us): compare keeps the rounds whose probe lies in the window of
+#: this width that holds most of the cell's probes in both runs, and leaves out the others.
+STATE_MARGIN = 0.04
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class Measurement:
     round_ids: tuple[int, ...] = ()       # the round each median came from (pairs cells of one round)
     samples: tuple[float, ...] = ()       # raw samples, all rounds pooled
     probes: tuple[float, ...] = ()        # speed probe per round (the slower of before/after)
+    state: tuple[float, ...] = ()         # speed probe per round after its timing: the machine's state
+    round_unstable: tuple[str, ...] = ()  # each round's own instability ('' when clean)
     unstable: str = ""                    # why the samples are not a clean figure
     slow: str = ""                        # why the machine was in its slow mode
     unit: str = ""
@@ -136,12 +144,19 @@ class Measurement:
         if not isinstance(m, dict):
             return None
         if "samples" in m or "median" in m:
-            rounds = tuple(r["median"] for r in m.get("rounds", [])) or (m["median"],)
-            ids = tuple(int(r.get("round", i + 1)) for i, r in enumerate(m.get("rounds", []))) or (int(row.get("round", 1)),)
+            entries = m.get("rounds") or [{"round": int(row.get("round", 1)), "median": m["median"]}]
+            rounds = tuple(r["median"] for r in entries)
+            ids = tuple(int(r.get("round", i + 1)) for i, r in enumerate(entries))
             probes = m.get("speed_probe_s") or []
-            per_round = tuple(max(probes[i:i + 2]) for i in range(0, len(probes), 2)) if len(probes) == 2 * len(rounds) else ()
-            return cls(value=m.get("median"), rounds=rounds, round_ids=ids, samples=tuple(m.get("samples", ())), probes=per_round,
-                       unstable=(m.get("unstable_reason") or "unstable") if m.get("unstable") else "",
+            pairs = [probes[i:i + 2] for i in range(0, len(probes), 2)] if len(probes) == 2 * len(rounds) else []
+            state = tuple(r.get("probe", 0.0) for r in entries) if all("probe" in r for r in entries) and m.get("rounds") else ()
+            if not state and pairs:  # rows from before rounds kept their probe: the after-timing one of each pair
+                state = tuple(p[-1] for p in pairs)
+            unstable = (m.get("unstable_reason") or "unstable") if m.get("unstable") else ""
+            per_round = (tuple(r.get("unstable", "") for r in entries) if m.get("rounds") and "probe" in entries[0]
+                         else (unstable,) * len(rounds))  # older rows kept no per-round flag: the merged one stands for each
+            return cls(value=m.get("median"), rounds=rounds, round_ids=ids, samples=tuple(m.get("samples", ())),
+                       probes=tuple(max(p) for p in pairs), state=state, round_unstable=per_round, unstable=unstable,
                        slow=row.get("slow_machine", "") or "", unit=m.get("unit", "s"))
         v = m.get("value")
         if not isinstance(v, (int, float)) or isinstance(v, bool):
@@ -200,7 +215,7 @@ def screen(base: Measurement, cur: Measurement, slow_factor: float = SLOW_FACTOR
 
 
 def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noise | None = None,
-           history: Noise | None = None, alpha: float = ALPHA, normalize_probe: bool = False,
+           history: Noise | None = None, alpha: float = ALPHA,
            drift: float = 0.0, replicates: str = "log round medians") -> Verdict:
     """Judge one cell's metric: regression, improvement, unchanged, or not comparable.
 
@@ -209,10 +224,11 @@ def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noi
     1. Not comparable when either side was measured in the machine's slow mode (the row's
        ``slow_machine``, a speed probe past 3x), has unstable samples, or the two runs'
        speed probes differ by more than 3x: a slow mode is not a regression.
-    2. The change is ``d = mean(log round medians, current) - mean(..., baseline)``: each
-       round is one process, the unit of replication.
-    3. Its variance is the largest of the independent estimates at hand: the spread of
-       this cell's round medians (both runs, ``df = n_a + n_b - 2``), the same spread
+    2. The change is ``d = tmean(log round medians, current) - tmean(..., baseline)``: each
+       round is one process, the unit of replication; ``tmean`` trims 20% from each end once
+       a side has 5 rounds (Yuen's test: a few rounds in a hundred land far off on the 2-core VM).
+    3. Its variance is the largest of the independent estimates at hand: the (winsorized)
+       spread of this cell's round medians (both runs, ``df = h_a + h_b - 2``), the same spread
        pooled over every cell of the two runs (``pooled``), and the spread of run-to-run
        differences in the history (``history``), which includes the drift between runs
        that rounds inside one run cannot see. Without a history, ``drift`` (a variance
@@ -260,32 +276,55 @@ def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noi
         return Verdict(NOT_COMPARABLE, ratio, reason=why, method="screen")
     xa = [math.log(x) for x in base.rounds or (base.value,)]
     xb = [math.log(x) for x in cur.rounds or (cur.value,)]
-    note = ""
-    if normalize_probe and len(base.probes) == len(xa) and len(cur.probes) == len(xb):
-        xa = [x - math.log(p) for x, p in zip(xa, base.probes, strict=True)]
-        xb = [x - math.log(p) for x, p in zip(xb, cur.probes, strict=True)]
-        note = ", normalised by the speed probe"
+    (la, wa, ha), (lb, wb, hb) = trimmed(xa), trimmed(xb)
     na, nb = len(xa), len(xb)
-    d = statistics.fmean(xb) - statistics.fmean(xa)
-    scale = 1 / na + 1 / nb
-    candidates: list[tuple[float, float, str]] = []
+    d = lb - la
+    # variance of each side's location = its per-round variance x factor (1/n untrimmed; Yuen's (n-1)/(h(h-1)) trimmed)
+    fa, fb = _trim_factor(na, ha), _trim_factor(nb, hb)
+    candidates: list[tuple[float, float, str, float]] = []  # (variance of d, df, source, per-round variance)
     if na >= 2 and nb >= 2:
-        ss = sum((x - statistics.fmean(xa)) ** 2 for x in xa) + sum((x - statistics.fmean(xb)) ** 2 for x in xb)
-        candidates.append((ss / (na + nb - 2) * scale, na + nb - 2, f"{na}+{nb} round medians"))
+        per_round = ((na - 1) * wa + (nb - 1) * wb) / (na + nb - 2)
+        trim = f", {TRIM:.0%} trimmed" if (ha, hb) != (na, nb) else ""
+        candidates.append((wa * fa + wb * fb, ha + hb - 2, f"{na}+{nb} round medians{trim}", per_round))
         if pooled is not None and pooled.df > 0:
-            candidates.append((pooled.var * scale, pooled.df, pooled.source or "round medians pooled over cells"))
+            candidates.append((pooled.var * (fa + fb), pooled.df, pooled.source or "round medians pooled over cells", pooled.var))
     if history is not None and history.df > 0:
-        candidates.append((history.var, history.df, history.source or "history"))
+        candidates.append((history.var, history.df, history.source or "history", 0.0))
     elif drift > 0 and candidates:
-        w2, w_df, w_source = max(candidates, key=lambda c: c[0])
-        candidates.append((w2 / scale * (scale + 2 * drift), w_df,
-                           f"{w_source}, plus between-run drift assumed {drift:g}x the round variance per run (no history)"))
+        w2, w_df, w_source, per_round = max(candidates, key=lambda c: c[0])
+        candidates.append((w2 + 2 * drift * per_round, w_df,
+                           f"{w_source}, plus between-run drift assumed {drift:g}x the round variance per run (no history)", per_round))
     if not candidates:
         return _mann_whitney(base, cur, ratio, worse, lim, alpha, rule.judged)
-    var, df, source = max(candidates, key=lambda c: c[0])
+    var, df, source, _ = max(candidates, key=lambda c: c[0])
     if var <= 0:
         var = 1e-12
-    return _t_verdict(d, var, df, worse, lim, alpha, rule.judged, f"t-test on {replicates}, noise from {source}{note}")
+    return _t_verdict(d, var, df, worse, lim, alpha, rule.judged, f"t-test on {replicates}, noise from {source}")
+
+
+#: fraction of round medians trimmed from each end (Yuen's test) once a side has 5 or more: a few
+#: rounds in a hundred on the 2-core VM land 20-50% off their run's others, which a mean and a variance take in full
+TRIM = 0.2
+
+
+def trimmed(xs: list[float], trim: float | None = None) -> tuple[float, float, int]:
+    """(trimmed mean, winsorized variance, values kept) of ``xs``: Yuen's robust location and spread.
+
+    Under 5 values nothing is trimmed: the mean and the sample variance (0 for one value).
+    """
+    n = len(xs)
+    g = int((TRIM if trim is None else trim) * n) if n >= 5 else 0
+    ys = sorted(xs)
+    kept = ys[g:n - g]
+    wins = [ys[g]] * g + kept + [ys[n - g - 1]] * g
+    mu = statistics.fmean(wins)
+    wvar = sum((x - mu) ** 2 for x in wins) / (n - 1) if n > 1 else 0.0
+    return statistics.fmean(kept), wvar, len(kept)
+
+
+def _trim_factor(n: int, h: int) -> float:
+    """Variance of a trimmed mean over the winsorized variance: 1/n untrimmed, (n-1)/(h(h-1)) trimmed."""
+    return (n - 1) / (h * (h - 1)) if h < n and h > 1 else 1 / n
 
 
 def _status(worse_lo: float, worse_hi: float, worse_point: float, lim: float) -> str:
@@ -328,17 +367,18 @@ def _mann_whitney(base: Measurement, cur: Measurement, ratio: float | None, wors
 
 
 def pooled_noise(pairs: Iterable[tuple[Measurement, Measurement]]) -> Noise | None:
-    """The within-run spread of log round medians, pooled over cells (both runs of each pair)."""
+    """The within-run spread of log round medians (winsorized, see :func:`trimmed`), pooled over
+    cells (both runs of each pair)."""
     ss = 0.0
-    df = 0
+    n1 = df = 0
     for a, b in pairs:
         for m in (a, b):
             if len(m.rounds) >= 2 and all(x > 0 for x in m.rounds):
-                xs = [math.log(x) for x in m.rounds]
-                mu = statistics.fmean(xs)
-                ss += sum((x - mu) ** 2 for x in xs)
-                df += len(xs) - 1
-    return Noise(ss / df, df, f"round medians pooled over {df} df") if df else None
+                _, wvar, h = trimmed([math.log(x) for x in m.rounds])
+                ss += wvar * (len(m.rounds) - 1)
+                n1 += len(m.rounds) - 1
+                df += h - 1
+    return Noise(ss / n1, df, f"round medians pooled over {df} df") if df else None
 
 
 def noise_from_series(estimates: list[float], source: str = "history") -> Noise | None:
@@ -360,11 +400,11 @@ def noise_from_series(estimates: list[float], source: str = "history") -> Noise 
 
 
 def run_estimate(m: Measurement | None) -> float | None:
-    """The log-scale value of one run that :func:`decide` compares (mean of log round medians)."""
+    """The log-scale value of one run that :func:`decide` compares (trimmed mean of log round medians)."""
     if m is None or m.value is None or m.value <= 0:
         return None
     if m.rounds and all(x > 0 for x in m.rounds):
-        return statistics.fmean(math.log(x) for x in m.rounds)
+        return trimmed([math.log(x) for x in m.rounds])[0]
     return math.log(m.value)
 
 
@@ -506,6 +546,65 @@ def _context(row: dict[str, Any]) -> str:
     return json.dumps([row.get("model"), row.get("backend"), row.get("workload")], sort_keys=True, default=str)
 
 
+def state_level(probes: Iterable[float], margin: float = STATE_MARGIN) -> float | None:
+    """The machine state most of these speed probes were taken in: the lower end of the
+    ``margin``-wide window that holds the most of them (the faster window on a tie)."""
+    import bisect
+
+    xs = sorted(p for p in probes if p > 0)
+    if not xs:
+        return None
+    counts = [bisect.bisect_right(xs, p * (1 + margin)) - i for i, p in enumerate(xs)]
+    return xs[counts.index(max(counts))]
+
+
+def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MARGIN) -> Measurement:
+    """``m`` with only the rounds compare can judge: measured in the machine state of most of the
+    cell's rounds in both runs (speed probe from ``margin``/2 under ``level`` to ``margin`` over it, see :func:`state_level`)
+    and with clean samples of their own.
+
+    With under half its rounds in the steady state, ``m`` is marked ``slow``; with under half
+    clean, or its kept round medians (20% trimmed, as :func:`decide` uses them) more than 1.5x
+    apart, ``unstable``: either way not comparable. A single wild round among ten no longer
+    makes a cell not comparable; the trimmed test sets it aside.
+    """
+    n = len(m.rounds)
+    if m.slow or n == 0 or len(m.round_unstable) != n:
+        return m
+    from dataclasses import replace
+
+    steady = list(range(n))
+    if level and len(m.state) == n:
+        steady = [i for i in steady if level * (1 - margin / 2) <= m.state[i] <= level * (1 + margin)]
+        if 2 * len(steady) < n or not steady:
+            off = statistics.median(m.state) / level - 1
+            return replace(m, slow=f"{n - len(steady)} of {n} rounds measured in another machine state than most of "
+                                   f"this cell's rounds in both runs (speed probe {off:+.0%} against theirs)")
+    keep = [i for i in steady if not m.round_unstable[i]]
+    if 2 * len(keep) < n or not keep:
+        reasons = dict.fromkeys(r for r in m.round_unstable if r)
+        return replace(m, unstable=f"{n - len(keep)} of {n} rounds unstable: " + "; ".join(reasons))
+    rounds = tuple(m.rounds[i] for i in keep)
+    g = int(TRIM * len(rounds)) if len(rounds) >= 5 else 0
+    core = sorted(rounds)[g:len(rounds) - g]
+    spread = max(core) / min(core) if min(core) > 0 else 1.0
+    unstable = f"round medians differ {spread:.2f}x" if spread > 1.5 else ""
+    if len(keep) == n:
+        return replace(m, unstable=unstable)
+    return replace(m, value=statistics.median(rounds), rounds=rounds, round_ids=tuple(m.round_ids[i] for i in keep),
+                   probes=tuple(m.probes[i] for i in keep) if len(m.probes) == n else m.probes,
+                   state=tuple(m.state[i] for i in keep) if len(m.state) == n else m.state,
+                   round_unstable=tuple(m.round_unstable[i] for i in keep), unstable=unstable, samples=())
+
+
+def baseline_partners(baseline: str | None, rows: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Cell key -> the key of the suite baseline's cell of the same model, backend and workload
+    (for every cell but the baseline's own): the partner a technique's timings are judged against."""
+    rows = list(rows)
+    where = {_context(r): r["cell"] for r in rows if baseline and r.get("technique", {}).get("label") == baseline}
+    return {r["cell"]: where[_context(r)] for r in rows if where.get(_context(r)) not in (None, r["cell"])}
+
+
 def _fastest_probe(rows: Iterable[dict[str, Any]]) -> float | None:
     probes = [p for r in rows for p in (r.get("metrics", {}).get("latency", {}) or {}).get("speed_probe_s", []) or [] if p > 0]
     return min(probes) if probes else None
@@ -525,8 +624,9 @@ def _with_probe_screen(m: Measurement, fastest: float | None) -> Measurement:
 
 
 def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur_meta: dict[str, Any],
-                 cur_rows: list[dict[str, Any]], *, history_noise: dict[tuple[str, str], Noise] | None = None,
-                 family_alpha: float = FAMILY_ALPHA, normalize_probe: bool = False, relative: bool = True, drift_relative: float = DRIFT_RELATIVE) -> Comparison:
+                 cur_rows: list[dict[str, Any]], *, history_noise: dict[tuple[str, ...], Noise] | None = None,
+                 family_alpha: float = FAMILY_ALPHA, relative: bool = True, drift_relative: float = DRIFT_RELATIVE,
+                 state_margin: float | None = STATE_MARGIN) -> Comparison:
     """Compare two runs cell by cell (matched by cell key); rows are merged rows (one per cell).
 
     Timed metrics share ``family_alpha``: with m of them judged, each is tested at
@@ -563,20 +663,21 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
         else:
             both.append((key, b, c))
 
-    base_label = cur_meta.get("baseline") or base_meta.get("baseline")
-    partner: dict[str, str] = {}   # context -> the suite baseline's cell key there
-    for key, _, c in both:
-        if base_label and c.get("technique", {}).get("label") == base_label:
-            partner[_context(c)] = key
+    partner = baseline_partners(cur_meta.get("baseline") or base_meta.get("baseline"), [c for _, _, c in both])
     metrics_of: dict[str, list[tuple[str, str, Measurement, Measurement, str | None]]] = {}
     for key, b, c in both:
-        pkey = partner.get(_context(c))
+        pkey = partner.get(key)
         for metric in sorted(set(b.get("metrics", {})) & set(c.get("metrics", {}))):
             mb, mc = Measurement.from_row(b, metric), Measurement.from_row(c, metric)
             if mb is None or mc is None:
                 continue
             mb, mc = _with_probe_screen(mb, fastest), _with_probe_screen(mc, fastest)
-            metrics_of.setdefault(metric, []).append((key, cell_name(c), mb, mc, pkey if pkey != key else None))
+            if mb.timed and mc.timed:
+                # each cell against its own probes in both runs: what a cell ran just before shifts its
+                # probe by a few percent (torch-dynamic-int8: +5%), the machine's state by 6%
+                level = state_level(mb.state + mc.state, state_margin) if state_margin else None
+                mb, mc = usable_rounds(mb, level, state_margin or 0.0), usable_rounds(mc, level, state_margin or 0.0)
+            metrics_of.setdefault(metric, []).append((key, cell_name(c), mb, mc, pkey))
     n_timed = sum(1 for metric, items in metrics_of.items() if rule_for(metric, thresholds).judged
                   for _, _, mb, mc, _ in items if mb.timed or mc.timed)
     alpha = family_alpha / max(1, n_timed)
@@ -588,14 +689,17 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
         def absolute(key: str, mb: Measurement, mc: Measurement, rule: MetricRule = rule, pooled: Noise | None = pooled,
                      metric: str = metric) -> Verdict:
             return decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
-                          normalize_probe=normalize_probe, drift=DRIFT_PER_RUN if mb.timed else 0.0)
+                          drift=DRIFT_PER_RUN if mb.timed else 0.0)
 
         # the baseline's cells (and cells without a partner) first: absolute timings
         verdicts = {key: absolute(key, mb, mc) for key, _, mb, mc, pkey in items if pkey is None or not relative}
         by_key = {key: (mb, mc) for key, _, mb, mc, _ in items}
         rel: dict[str, tuple[Measurement, Measurement]] = {}
+        # the history can say a cell's own timings drift less than its ratio to the baseline's cell
+        own_steadier = {key for key, *_ in items if (key, metric) in history_noise and (key, metric, "relative") in history_noise
+                        and history_noise[(key, metric)].var < history_noise[(key, metric, "relative")].var}
         for key, _, mb, mc, pkey in items:
-            if key not in verdicts and pkey in verdicts and verdicts[pkey].status == UNCHANGED:
+            if key not in verdicts and key not in own_steadier and pkey in verdicts and verdicts[pkey].status == UNCHANGED:
                 pb, pc = by_key[pkey]
                 rb, rc = relative_to(mb, pb), relative_to(mc, pc)
                 if rb is not None and rc is not None:
@@ -605,13 +709,16 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
             if key in verdicts:
                 continue
             if key in rel:
-                v = decide(*rel[key], rule, pooled=rel_pooled, alpha=alpha, drift=drift_relative,
+                v = decide(*rel[key], rule, pooled=rel_pooled, history=history_noise.get((key, metric, "relative")),
+                           alpha=alpha, drift=drift_relative,
                            replicates="round medians relative to the baseline's cell of the same round")
                 if v.status == NOT_COMPARABLE:
                     v.ratio = _ratio(mb.value, mc.value)
             else:
                 v = absolute(key, mb, mc)
-                if pkey in verdicts and verdicts[pkey].status != UNCHANGED:
+                if key in own_steadier and pkey in verdicts and verdicts[pkey].status == UNCHANGED:
+                    v.method += "; absolute timings: in the history they drift less than the ratio to the baseline's cell"
+                elif pkey in verdicts and verdicts[pkey].status != UNCHANGED:
                     v.method += f"; the baseline's cell changed ({verdicts[pkey].status})"
             verdicts[key] = v
         for key, name, mb, mc, _ in items:

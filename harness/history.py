@@ -310,14 +310,25 @@ class History:
         return out
 
     def noise(self, suite: str, cell: str, metric: str, env_id: str | None, exclude: tuple[str, ...] = (),
-              before: str | None = None, last: int = 60) -> Any:
-        """The run-to-run noise of one cell's metric (a :class:`~optbench.compare.Noise`), or None."""
+              before: str | None = None, last: int = 60, relative_to: str | None = None) -> Any:
+        """The run-to-run noise of one cell's metric (a :class:`~optbench.compare.Noise`), or None.
+
+        With ``relative_to`` (the suite baseline's cell of the same workload), the noise of the
+        cell's estimate relative to that cell's, run by run: what compare's relative verdicts face.
+        """
         from .compare import Measurement, noise_from_series, run_estimate
 
-        pts = [p for p in self.series(suite, cell, metric, env_id=env_id, before=before)
-               if p["run_id"] not in exclude and not p["flagged"]][-last:]
-        est = [run_estimate(Measurement(p["value"], rounds=tuple(p["rounds"] or ()))) for p in pts]
-        return noise_from_series([e for e in est if e is not None], source=f"history ({len(pts)} runs)")
+        def estimates(key: str) -> dict[str, float]:
+            pts = [p for p in self.series(suite, key, metric, env_id=env_id, before=before)
+                   if p["run_id"] not in exclude and not p["flagged"]][-last:]
+            out = {p["run_id"]: run_estimate(Measurement(p["value"], rounds=tuple(p["rounds"] or ()))) for p in pts}
+            return {k: v for k, v in out.items() if v is not None}
+
+        own = estimates(cell)
+        if relative_to:
+            other = estimates(relative_to)
+            own = {k: v - other[k] for k, v in own.items() if k in other}
+        return noise_from_series(list(own.values()), source=f"history ({len(own)} runs{', relative' if relative_to else ''})")
 
 
 # --- recording a finished run ------------------------------------------------------------
@@ -369,11 +380,14 @@ def verdict_against_predecessor(h: History, meta: dict[str, Any], rows: list[dic
 
 
 def history_noise(h: History, meta: dict[str, Any], rows: list[dict[str, Any]], exclude: tuple[str, ...] = ()) -> dict:
-    """(cell, metric) -> run-to-run noise from the history, for the metrics whose noise is not 0."""
-    from .compare import DEFAULT_RULES
+    """(cell, metric) -> run-to-run noise from the history, for the metrics whose noise is not 0;
+    and (cell, metric, "relative") -> the same for a technique's timed metric relative to the suite
+    baseline's cell of its workload (see :func:`optbench.compare.compare_runs`)."""
+    from .compare import DEFAULT_RULES, baseline_partners
 
     env_id = meta.get("environment", {}).get("id")
-    out = {}
+    partner = baseline_partners(meta.get("baseline"), rows)
+    out: dict[tuple[str, ...], Any] = {}
     for row in rows:
         if row.get("status") != "ok":
             continue
@@ -382,9 +396,14 @@ def history_noise(h: History, meta: dict[str, Any], rows: list[dict[str, Any]], 
             rule = DEFAULT_RULES.get(metric)
             if not timed and (rule is None or rule.threshold < 0.05):
                 continue  # deterministic metrics: no noise to estimate
-            n = h.noise(meta.get("suite", "?"), row["cell"], metric, env_id, exclude=exclude, before=meta.get("started"))
+            kw = {"exclude": exclude, "before": meta.get("started")}
+            n = h.noise(meta.get("suite", "?"), row["cell"], metric, env_id, **kw)
             if n is not None:
                 out[(row["cell"], metric)] = n
+            if timed and partner.get(row["cell"]):
+                n = h.noise(meta.get("suite", "?"), row["cell"], metric, env_id, relative_to=partner[row["cell"]], **kw)
+                if n is not None:
+                    out[(row["cell"], metric, "relative")] = n
     return out
 
 

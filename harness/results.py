@@ -87,8 +87,7 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         merged = {**extra, **stats, "unit": parts[0].get("unit", "s")}
         if any("speed_probe_s" in p for p in parts):
             merged["speed_probe_s"] = [x for p in parts for x in p.get("speed_probe_s", [])]
-        merged["rounds"] = [{"round": r.get("round", 1), "median": r["metrics"][name]["median"], "n": r["metrics"][name]["n"],
-                             "ci95": r["metrics"][name]["ci95"]} for r in ok if name in r.get("metrics", {})]
+        merged["rounds"] = [_round_entry(r, name) for r in ok if name in r.get("metrics", {})]
         medians = [x["median"] for x in merged["rounds"]]
         if min(medians) > 0 and max(medians) / min(medians) > ratio:
             why = f"round medians differ {max(medians) / min(medians):.2f}x"
@@ -106,6 +105,18 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             row.pop("unstable", None)
     return row
+
+
+def _round_entry(row: dict[str, Any], name: str) -> dict[str, Any]:
+    """One round of a timed metric as the merged row keeps it: its median, and what compare
+    needs to judge the round on its own (its speed probe after timing, its own instability)."""
+    m = row["metrics"][name]
+    entry = {"round": row.get("round", 1), "median": m["median"], "n": m["n"], "ci95": m["ci95"]}
+    if m.get("speed_probe_s"):
+        entry["probe"] = m["speed_probe_s"][-1]
+    if m.get("unstable"):
+        entry["unstable"] = m.get("unstable_reason") or "unstable"
+    return entry
 
 
 class ResultsFile:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -230,3 +231,24 @@ def test_compare_reports_a_step_two_nights_ago_from_the_history(tmp_path):
     assert "TREND" in res.stdout
     failing = cli("compare", "--history", str(db), "--fail-on-trend")
     assert failing.returncode == 1
+
+
+def test_history_noise_measures_a_techniques_ratio_to_the_baseline_cell_run_by_run(tmp_path):
+    """Runs whose none and int8 cells drift together by up to 6%: the cells' own run-to-run noise is
+    large, their ratio's small, and history_noise gives both, the ratio under (cell, metric, 'relative')."""
+    import random
+
+    rnd = random.Random(3)
+    with History.open(tmp_path / "h.db") as h:
+        for i in range(12):
+            drift = math.exp(rnd.uniform(-0.06, 0.06))
+            rid = f"run-{i:02d}"
+            m = {**meta(rid, f"2026-01-{i + 1:02d}"), "baseline": "none"}
+            h.record(m, [row("none", 1, 0.010 * drift, seed=i, run=rid), row("int8", 1, 0.012 * drift, seed=i, run=rid)])
+        cur = {**meta("run-12", "2026-01-13"), "baseline": "none"}
+        noise = history.history_noise(h, cur, [row("none", 1, 0.01, seed=99, run="run-12"), row("int8", 1, 0.012, seed=99, run="run-12")])
+    own, rel = noise[("int8-1", "latency")], noise[("int8-1", "latency", "relative")]
+    assert ("none-1", "latency", "relative") not in noise  # the baseline's cell has no partner
+    assert math.sqrt(rel.var) < 0.01 < math.sqrt(own.var), (own, rel)
+    assert "relative" in rel.source
+

@@ -103,13 +103,16 @@ def summarize(samples: list[float], warmup: int = 0, unstable_ratio: float = 1.5
     )
 
 
-def speed_probe(reps: int = 15, warmup: int = 3) -> float:
-    """Median seconds of a fixed 256x256 matmul on the current torch thread count.
+def speed_probe(reps: int = 60, warmup: int = 10) -> float:
+    """Median seconds of a fixed 256x256 matmul on the current torch thread count (~12 ms in all).
 
     Measured before and after a cell's timing loop. A cell can only see spread within its
     own samples; a machine that stays in a slow mode for a whole cell (the 2-core VM's
     OpenMP busy-wait under host load makes everything ~10-30x slower for minutes) looks
-    steady. Comparing this probe across the cells of a run exposes it.
+    steady. Comparing this probe across the cells of a run exposes it. The probe after
+    timing (a warm process) also tells the VM's two speed states apart, which compare
+    needs (``compare.STATE_MARGIN``): 190-193 us in the steady one, 201-206 us in the
+    slower one, where a 15-repetition probe varied 188-196 us within one state.
     """
     import torch
 
