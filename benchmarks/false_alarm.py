@@ -147,29 +147,44 @@ def analyse(out: Path) -> None:
         return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
                 for r in cmp.results if r.metric == "latency"}
 
-    variants = ["default", "history", "no state check", "absolute", "asv"]
-    print("\nrule                   false alarms (unchanged pairs)   detection per slowed cell   of those comparable"
-          "   per compare   not comparable")
-    for variant in variants:
-        fa = fa_n = nc = 0
-        for i, j in itertools.combinations(range(len(unchanged)), 2):
-            st = flagged(unchanged[i], unchanged[j], variant)
+    def rates(label: str, fa_pairs: list, det_pairs: list) -> None:
+        fa = nc = det = det_n = det_nc = comp = 0
+        for base, cur in fa_pairs:
+            st = flagged(base, cur, label)
             fa += any(s == REGRESSION for s in st.values())
             nc += sum(s == NOT_COMPARABLE for s in st.values())
-            fa_n += 1
-        det = det_n = det_nc = comp = comp_n = 0
-        for u, s in itertools.product(unchanged, slowed):
-            st = flagged(u, s, variant)
+        for base, cur in det_pairs:
+            st = flagged(base, cur, label)
             slowed_cells = [v for k, v in st.items() if not k.startswith("none")]
             det += sum(v == REGRESSION for v in slowed_cells)
             det_n += len(slowed_cells)
             det_nc += sum(v == NOT_COMPARABLE for v in slowed_cells)
             nc += sum(v == NOT_COMPARABLE for v in st.values())
             comp += bool(slowed_cells) and all(v == REGRESSION for v in slowed_cells)
-            comp_n += 1
-        print(f"{variant:22} {fa:4d} / {fa_n:<4d} ({100 * fa / max(fa_n, 1):5.1f}%)          "
+        fa_n, comparable = len(fa_pairs), det_n - det_nc
+        print(f"{label:22} {fa:4d} / {fa_n:<4d} ({100 * fa / max(fa_n, 1):5.1f}%)          "
               f"{det:4d} / {det_n:<4d} ({100 * det / max(det_n, 1):5.1f}%)   "
-              f"{det:4d} / {det_n - det_nc:<4d} ({100 * det / max(det_n - det_nc, 1):5.1f}%)   {comp:3d} / {comp_n:<3d}      {nc}")
+              f"{det:4d} / {comparable:<4d} ({100 * det / max(comparable, 1):5.1f}%)   {comp:3d} / {len(det_pairs):<3d}      {nc}")
+
+    header = ("rule                   false alarms (unchanged pairs)   detection per slowed cell   of those comparable"
+              "   per compare   not comparable")
+    print("\nevery pair: each unchanged run against each later one, each slowed run against each unchanged one")
+    print(header)
+    for variant in ["default", "history", "no state check", "absolute", "asv"]:
+        rates(variant, list(itertools.combinations(unchanged, 2)), list(itertools.product(unchanged, slowed)))
+    # nightly use compares a run with the one before it: the history's run-to-run noise is the noise of
+    # exactly such neighbours (runs far apart also differ by the drift in between)
+    ordered = sorted([(m, r, "u") for m, r in unchanged] + [(m, r, "s") for m, r in slowed], key=lambda x: x[0].get("started", ""))
+    neighbours_u, neighbours_s, last_u = [], [], None
+    for m, r, kind in ordered:
+        if last_u is not None:
+            (neighbours_u if kind == "u" else neighbours_s).append((last_u, (m, r)))
+        if kind == "u":
+            last_u = (m, r)
+    print("\nnightly-like: each run against the unchanged run just before it")
+    print(header)
+    for variant in ["default", "history", "asv"]:
+        rates(variant, neighbours_u, neighbours_s)
     h.close()
 
 

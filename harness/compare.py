@@ -16,8 +16,11 @@ than its rounds disagree. A technique's cell is therefore judged relative to the
 baseline's cell of the same round (run seconds apart, they share the drift, which cancels);
 the baseline's cells are judged on absolute timings, against the history's spread of
 successive run-to-run differences, or without a history against an assumed drift. The timed
-tests of one compare share one false-alarm rate (Bonferroni). asv's rule is kept as the
-fallback where no replication exists (``rounds: 1`` and no history), and said so in the verdict.
+tests of one compare share one false-alarm rate (Bonferroni). The VM also switches, for
+minutes at a time, into a slower state where kernels do not slow alike: rounds measured in
+another state than most of a cell's are left out (:func:`usable_rounds`), and a round far off
+its run's others is trimmed (Yuen's test). asv's rule is kept as the fallback where no
+replication exists (``rounds: 1`` and no history), and said so in the verdict.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ FAMILY_ALPHA = 0.01
 #: about 1.2-1.5x the round spread on the 2-core VM (benchmarks/false_alarm.py prints both).
 DRIFT_PER_RUN = 2.0
 #: the same for a technique's cell relative to the baseline's cell of its round. Most of the drift
-#: cancels, not all: for minutes at a time the VM runs in a slower regime where kernels do not
-#: slow alike (int8/none at batch 1: 1.15x in the fast regime, 1.33x in the slow one). Without it
-#: 5 of 105 compares of unchanged runs raised a false alarm in a noisy hour; with 0.25, none did
-#: (0 of 105, and 0 of 28 in a quiet hour).
+#: cancels, not all: the ratio of two cells still moves 1-2% between runs of one hour (int8/none
+#: at batch 1, steady state: 1.07-1.10x in one hour's runs, 1.07-1.13x in another). With 0.25,
+#: benchmarks/false_alarm.py found 0, 0 and 2 false alarms in 105 compares of unchanged runs in
+#: three hours; without it, 3, 0 and 4. Replaced by the history's noise of the ratio once the
+#: history holds 6 runs.
 DRIFT_RELATIVE = 0.25
 #: a speed probe this many times slower than the fastest seen means the machine was in its slow mode
 SLOW_FACTOR = 3.0
@@ -132,6 +136,7 @@ class Measurement:
     round_unstable: tuple[str, ...] = ()  # each round's own instability ('' when clean)
     unstable: str = ""                    # why the samples are not a clean figure
     slow: str = ""                        # why the machine was in its slow mode
+    other_state: str = ""                 # why most rounds were timed in another machine state
     unit: str = ""
 
     @property
@@ -204,6 +209,8 @@ def screen(base: Measurement, cur: Measurement, slow_factor: float = SLOW_FACTOR
     for side, m in (("baseline", base), ("current", cur)):
         if m.slow:
             return f"{side} measured while the machine was slow ({m.slow})"
+        if m.other_state:
+            return f"{side}: {m.other_state}"
     for side, m in (("baseline", base), ("current", cur)):
         if m.unstable:
             return f"{side} samples are unstable ({m.unstable})"
@@ -415,7 +422,7 @@ def relative_to(m: Measurement, base: Measurement) -> Measurement | None:
     run 2-3% faster or slower, every cell alike) cancels in the ratio, while a technique that
     got slower still moves it. None without two shared rounds.
     """
-    if m.slow or base.slow:
+    if m.slow or base.slow or m.other_state or base.other_state:
         return None
     b_of = dict(zip(base.round_ids, base.rounds, strict=False))
     pairs = [(i, x / b_of[i]) for i, x in zip(m.round_ids, m.rounds, strict=False) if x > 0 and b_of.get(i, 0) > 0]
@@ -563,7 +570,7 @@ def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MAR
     cell's rounds in both runs (speed probe from ``margin``/2 under ``level`` to ``margin`` over it, see :func:`state_level`)
     and with clean samples of their own.
 
-    With under half its rounds in the steady state, ``m`` is marked ``slow``; with under half
+    With under half its rounds in that state, ``m`` is marked ``other_state``; with under half
     clean, or its kept round medians (20% trimmed, as :func:`decide` uses them) more than 1.5x
     apart, ``unstable``: either way not comparable. A single wild round among ten no longer
     makes a cell not comparable; the trimmed test sets it aside.
@@ -578,8 +585,8 @@ def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MAR
         steady = [i for i in steady if level * (1 - margin / 2) <= m.state[i] <= level * (1 + margin)]
         if 2 * len(steady) < n or not steady:
             off = statistics.median(m.state) / level - 1
-            return replace(m, slow=f"{n - len(steady)} of {n} rounds measured in another machine state than most of "
-                                   f"this cell's rounds in both runs (speed probe {off:+.0%} against theirs)")
+            return replace(m, other_state=f"{n - len(steady)} of {n} rounds timed in another machine state than most of "
+                                          f"this cell's rounds in both runs (speed probe {off:+.0%} against theirs)")
     keep = [i for i in steady if not m.round_unstable[i]]
     if 2 * len(keep) < n or not keep:
         reasons = dict.fromkeys(r for r in m.round_unstable if r)
