@@ -300,22 +300,27 @@ def test_one_wild_round_in_ten_is_trimmed_rather_than_hiding_a_slowdown_or_voidi
     assert v.status == NOT_COMPARABLE and "7 of 10 rounds unstable" in v.reason, v
 
 
-def test_a_history_of_the_ratio_replaces_the_assumed_drift_or_sends_a_cell_to_its_absolute_timings():
+def test_a_history_of_the_ratio_widens_the_assumed_drift_or_sends_a_cell_to_its_absolute_timings():
     base_meta, cur_meta = {**meta("r1", "1"), "baseline": "none"}, {**meta("r2", "2"), "baseline": "none"}
     base, cur = _run_rows("r1", 1, 0.050, 0.053), _run_rows("r2", 2, 0.050, 0.053 * 1.05)
-    steady_ratio = {("int8-8", "latency", "relative"): Noise(0.004 ** 2, 30, "history (40 runs, relative)")}
-    (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, cur, history_noise=steady_ratio).results
-            if r.name.startswith("int8") and r.metric == "latency"]
-    assert v.status == REGRESSION and "relative" in v.method and "history (40 runs, relative)" in v.method
-    assert "assumed" not in v.method
+
+    def int8(history_noise, cur=cur):
+        (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, cur, history_noise=history_noise).results
+                if r.name.startswith("int8") and r.metric == "latency"]
+        return v
+
+    assert int8(None).status == REGRESSION  # +5% relative, the drift assumed
+    # a history where the ratio moves 4% between runs: +5% is within it
+    drifting_ratio = {("int8-8", "latency", "relative"): Noise(0.04 ** 2, 30, "history (40 runs, relative)")}
+    v = int8(drifting_ratio)
+    assert v.status == UNCHANGED and "relative" in v.method and "history (40 runs, relative)" in v.method, v
     # a history where the ratio drifts more than the cell itself: its own timings are judged
-    steadier_alone = {**steady_ratio, ("int8-8", "latency"): Noise(0.002 ** 2, 30, "history (40 runs)")}
-    (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, cur, history_noise=steadier_alone).results
-            if r.name.startswith("int8") and r.metric == "latency"]
-    assert v.status == REGRESSION and "drift less than the ratio" in v.method and "relative" not in v.method.split(";")[0]
+    steadier_alone = {**drifting_ratio, ("int8-8", "latency"): Noise(0.002 ** 2, 30, "history (40 runs)")}
+    v = int8(steadier_alone, _run_rows("r2", 2, 0.050, 0.053 * 1.15))
+    assert v.status == REGRESSION and "drift less than the ratio" in v.method and "relative" not in v.method.split(";")[0], v
 
 
-def test_the_baseline_cell_is_judged_absolute_with_assumed_drift_until_a_history_measures_it():
+def test_the_baseline_cell_is_judged_absolute_with_an_assumed_drift_that_a_quiet_history_does_not_narrow():
     base_meta = {**meta("r1", "1"), "baseline": "none"}
     cur_meta = {**meta("r2", "2"), "baseline": "none"}
     base = _run_rows("r1", 1, 0.050, 0.053)
@@ -324,14 +329,42 @@ def test_the_baseline_cell_is_judged_absolute_with_assumed_drift_until_a_history
     assert none.verdict.status == UNCHANGED and "between-run drift assumed" in none.verdict.method
     # the technique moved with its baseline cell: relative to it, nothing changed
     assert not shifted.regressed
-    # a history that says runs agree within 0.5%: +6% of the baseline cell is a regression
+    # a history of neighbouring runs that agree within 0.5% does not narrow it: such a history
+    # misses the slow drift between runs further apart (on the VM, 13 false alarms in 105 compares
+    # where it replaced the assumption, 1 where it did not); +6% stays within the drift
     quiet = {("none-8", "latency"): Noise(var=0.005 ** 2, df=30, source="history")}
     judged = compare_runs(base_meta, base, cur_meta, _run_rows("r2", 2, 0.050 * 1.06, 0.053 * 1.06), history_noise=quiet)
     none = next(r for r in judged.results if r.name.startswith("none") and r.metric == "latency")
-    assert none.verdict.status == REGRESSION and "assumed" not in none.verdict.method  # the history replaced the assumption
-    # its technique cell is then judged on absolute timings too, and says why
+    assert none.verdict.status == UNCHANGED and "assumed" in none.verdict.method, none.verdict
+    # +15% is past it: a regression, and its technique cell is then judged on absolute timings, and says why
+    judged = compare_runs(base_meta, base, cur_meta, _run_rows("r2", 2, 0.050 * 1.15, 0.053 * 1.15), history_noise=quiet)
+    none = next(r for r in judged.results if r.name.startswith("none") and r.metric == "latency")
+    assert none.verdict.status == REGRESSION, none.verdict
     int8 = next(r for r in judged.results if r.name.startswith("int8") and r.metric == "latency")
     assert "the baseline's cell changed" in int8.verdict.method
+    # a noisy history widens it: +15% with nights 8% apart is not a regression
+    noisy = {("none-8", "latency"): Noise(var=0.08 ** 2, df=30, source="history")}
+    judged = compare_runs(base_meta, base, cur_meta, _run_rows("r2", 2, 0.050 * 1.15, 0.053 * 1.15), history_noise=noisy)
+    none = next(r for r in judged.results if r.name.startswith("none") and r.metric == "latency")
+    assert none.verdict.status == UNCHANGED and "history" in none.verdict.method, none.verdict
+
+
+def test_a_change_relative_to_the_baseline_cell_must_show_in_the_cells_own_timings():
+    """Seen in CI: none at batch 1 ran 10% faster in the second of two unchanged runs (a state of
+    its own that the probe did not see) while torch-dynamic-int8 did not move. none's verdict was
+    unchanged (within the assumed drift); judged relative to it, int8 came out 11% slower."""
+    base_meta, cur_meta = {**meta("r1", "1"), "baseline": "none"}, {**meta("r2", "2"), "baseline": "none"}
+    base = _run_rows("r1", 1, 0.050, 0.053, noise=0.04)
+    cur = _run_rows("r2", 2, 0.050, 0.053 * 0.99, noise=0.04)
+    for r in cur:
+        if r["cell"] == "none-8":
+            for rd in r["metrics"]["latency"]["rounds"]:
+                rd["median"] *= 0.90
+    cmp = compare_runs(base_meta, base, cur_meta, cur)
+    verdict = {r.name.split(" ")[0]: r.verdict for r in cmp.results if r.metric == "latency"}
+    assert verdict["none"].status == UNCHANGED and verdict["none"].ratio < 0.95, verdict["none"]
+    assert not cmp.regressed, verdict["int8"]
+    assert verdict["int8"].ratio > 1.05 and "not flagged: its own timings moved" in verdict["int8"].method, verdict["int8"]
 
 
 def test_the_timed_tests_of_one_compare_share_its_false_alarm_rate():
