@@ -271,6 +271,19 @@ def test_rounds_in_the_vms_slower_state_are_left_out_and_a_run_mostly_in_it_is_n
     assert {r.verdict.status for r in both.results if r.metric == "latency"} == {UNCHANGED}
 
 
+def test_a_three_round_suite_keeps_its_rounds_when_one_was_timed_in_the_other_state():
+    """Of 3 rounds, leaving one out leaves a t-test on 2 with no power: CI once missed a 2x
+    slowdown that way. A round is left out only while 3 remain; with 2 of 3 off, not comparable."""
+    base_meta, cur_meta = {**meta("r1", "1"), "baseline": "none"}, {**meta("r2", "2"), "baseline": "none"}
+    base = _state_rows("r1", 1, slower_rounds=(3,), rounds=3)
+    cur = _state_rows("r2", 2, slower_rounds=(3,), int8_level=0.0106 * 2, rounds=3)
+    (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, cur).results if r.name.startswith("int8") and r.metric == "latency"]
+    assert v.status == REGRESSION and "3+3 round medians" in v.method, v
+    two_off = _state_rows("r2", 2, slower_rounds=(2, 3), int8_level=0.0106 * 2, rounds=3)
+    (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, two_off).results if r.name.startswith("int8") and r.metric == "latency"]
+    assert v.status == NOT_COMPARABLE and "2 of 3 rounds timed in another machine state" in v.reason, v
+
+
 def test_one_wild_round_in_ten_is_trimmed_rather_than_hiding_a_slowdown_or_voiding_the_cell(monkeypatch):
     """On the 2-core VM a few rounds in a hundred land 20-50% off the others (their process was
     disturbed), and a round's own samples are now and then bimodal. Neither may hide a real
