@@ -159,12 +159,13 @@ class Measurement:
             ids = tuple(int(r.get("round", i + 1)) for i, r in enumerate(entries))
             probes = m.get("speed_probe_s") or []
             pairs = [probes[i:i + 2] for i in range(0, len(probes), 2)] if len(probes) == 2 * len(rounds) else []
-            state = tuple(r.get("probe", 0.0) for r in entries) if all("probe" in r for r in entries) and m.get("rounds") else ()
-            if not state and pairs:  # rows from before rounds kept their probe: the after-timing one of each pair
-                state = tuple(p[-1] for p in pairs)
             unstable = (m.get("unstable_reason") or "unstable") if m.get("unstable") else ""
-            per_round = (tuple(r.get("unstable", "") for r in entries) if m.get("rounds") and "probe" in entries[0]
-                         else (unstable,) * len(rounds))  # older rows kept no per-round flag: the merged one stands for each
+            if m.get("rounds") and all("probe" in r for r in entries):  # each round keeps its probe and its own flag
+                state = tuple(r["probe"] for r in entries)
+                per_round = tuple(r.get("unstable", "") for r in entries)
+            else:  # older rows: the after-timing probe of each pair, and the merged flag standing for each round
+                state = tuple(p[-1] for p in pairs)
+                per_round = (unstable,) * len(rounds)
             return cls(value=m.get("median"), rounds=rounds, round_ids=ids, samples=tuple(m.get("samples", ())),
                        probes=tuple(max(p) for p in pairs), state=state, round_unstable=per_round, unstable=unstable,
                        slow=row.get("slow_machine", "") or "", unit=m.get("unit", "s"))
@@ -325,13 +326,18 @@ def trimmed(xs: list[float], trim: float | None = None) -> tuple[float, float, i
     Under 5 values nothing is trimmed: the mean and the sample variance (0 for one value).
     """
     n = len(xs)
-    g = int((TRIM if trim is None else trim) * n) if n >= 5 else 0
+    g = _trim_count(n, trim)
     ys = sorted(xs)
     kept = ys[g:n - g]
     wins = [ys[g]] * g + kept + [ys[n - g - 1]] * g
     mu = statistics.fmean(wins)
     wvar = sum((x - mu) ** 2 for x in wins) / (n - 1) if n > 1 else 0.0
     return statistics.fmean(kept), wvar, len(kept)
+
+
+def _trim_count(n: int, trim: float | None = None) -> int:
+    """How many of ``n`` values :func:`trimmed` drops from each end (none under 5)."""
+    return int((TRIM if trim is None else trim) * n) if n >= 5 else 0
 
 
 def _trim_factor(n: int, h: int) -> float:
@@ -602,7 +608,7 @@ def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MAR
         keep = list(range(n))
         reasons = list(dict.fromkeys(r for r in m.round_unstable if r))
     rounds = tuple(m.rounds[i] for i in keep)
-    g = int(TRIM * len(rounds)) if len(rounds) >= 5 else 0
+    g = _trim_count(len(rounds))
     core = sorted(rounds)[g:len(rounds) - g]
     spread = max(core) / min(core) if min(core) > 0 else 1.0
     unstable = "; ".join(reasons + ([f"round medians differ {spread:.2f}x"] if spread > 1.5 else []))
