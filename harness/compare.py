@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .envinfo import FINGERPRINT_KEYS
 from .measure.latency import parse_percent
 
 #: one-sided significance level of one test: asv's p < 0.002 two-sided is p < 0.001 one-sided
@@ -462,9 +463,6 @@ def cell_name(row: dict[str, Any]) -> str:
     if model and model != {"size": "tiny"}:
         parts.append(",".join(f"{k}={v}" for k, v in model.items()))
     return " ".join(p for p in parts if p)
-
-
-FINGERPRINT_KEYS = ("cpu", "cpu_count", "gpu", "python", "packages", "threads", "omp")
 
 
 def environment_difference(a: dict[str, Any], b: dict[str, Any]) -> str:

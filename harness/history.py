@@ -310,19 +310,28 @@ class History:
         return out
 
     def noise(self, suite: str, cell: str, metric: str, env_id: str | None, exclude: tuple[str, ...] = (),
-              before: str | None = None, last: int = 60, relative_to: str | None = None) -> Any:
+              before: str | None = None, last: int = 60, relative_to: str | None = None,
+              cache: dict[tuple[Any, ...], dict[str, float]] | None = None) -> Any:
         """The run-to-run noise of one cell's metric (a :class:`~optbench.compare.Noise`), or None.
 
         With ``relative_to`` (the suite baseline's cell of the same workload), the noise of the
         cell's estimate relative to that cell's, run by run: what compare's relative verdicts face.
+        ``cache`` (a dict the caller keeps) holds each cell's per-run estimates between calls, so a
+        baseline cell that many cells are relative to is read once.
         """
         from .compare import Measurement, noise_from_series, run_estimate
 
         def estimates(key: str) -> dict[str, float]:
+            ck = (suite, key, metric, env_id, tuple(exclude), before, last)
+            if cache is not None and ck in cache:
+                return cache[ck]
             pts = [p for p in self.series(suite, key, metric, env_id=env_id, before=before)
                    if p["run_id"] not in exclude and not p["flagged"]][-last:]
             out = {p["run_id"]: run_estimate(Measurement(p["value"], rounds=tuple(p["rounds"] or ()))) for p in pts}
-            return {k: v for k, v in out.items() if v is not None}
+            out = {k: v for k, v in out.items() if v is not None}
+            if cache is not None:
+                cache[ck] = out
+            return out
 
         own = estimates(cell)
         if relative_to:
@@ -388,6 +397,7 @@ def history_noise(h: History, meta: dict[str, Any], rows: list[dict[str, Any]], 
     env_id = meta.get("environment", {}).get("id")
     partner = baseline_partners(meta.get("baseline"), rows)
     out: dict[tuple[str, ...], Any] = {}
+    cache: dict[tuple[Any, ...], dict[str, float]] = {}  # each cell's series is read once
     for row in rows:
         if row.get("status") != "ok":
             continue
@@ -396,7 +406,7 @@ def history_noise(h: History, meta: dict[str, Any], rows: list[dict[str, Any]], 
             rule = DEFAULT_RULES.get(metric)
             if not timed and (rule is None or rule.threshold < 0.05):
                 continue  # deterministic metrics: no noise to estimate
-            kw = {"exclude": exclude, "before": meta.get("started")}
+            kw = {"exclude": exclude, "before": meta.get("started"), "cache": cache}
             n = h.noise(meta.get("suite", "?"), row["cell"], metric, env_id, **kw)
             if n is not None:
                 out[(row["cell"], metric)] = n

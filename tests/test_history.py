@@ -252,3 +252,26 @@ def test_history_noise_measures_a_techniques_ratio_to_the_baseline_cell_run_by_r
     assert math.sqrt(rel.var) < 0.01 < math.sqrt(own.var), (own, rel)
     assert "relative" in rel.source
 
+
+def test_history_noise_reads_each_cells_series_once(tmp_path, monkeypatch):
+    """Two techniques relative to one baseline cell: each cell's latency series is read from the
+    database once, not once for its own noise and again for every cell judged relative to it."""
+    with History.open(tmp_path / "h.db") as h:
+        for i in range(8):
+            rid = f"run-{i:02d}"
+            h.record({**meta(rid, f"2026-01-{i + 1:02d}"), "baseline": "none"},
+                     [row(t, 1, 0.01 * (1 + 0.1 * k), seed=i, run=rid) for k, t in enumerate(("none", "int8", "int4"))])
+        reads: list[tuple[str, str]] = []
+        series = History.series
+
+        def counted(self, suite, cell, metric, **kw):
+            reads.append((cell, metric))
+            return series(self, suite, cell, metric, **kw)
+
+        monkeypatch.setattr(History, "series", counted)
+        cur = {**meta("run-08", "2026-01-09"), "baseline": "none"}
+        rows = [row(t, 1, 0.01, seed=99, run="run-08") for t in ("none", "int8", "int4")]
+        noise = history.history_noise(h, cur, rows)
+    assert {("int8-1", "latency", "relative"), ("int4-1", "latency", "relative")} <= set(noise)
+    latency_reads = [cell for cell, metric in reads if metric == "latency"]
+    assert sorted(latency_reads) == ["int4-1", "int8-1", "none-1"], reads
