@@ -1,16 +1,19 @@
 """False-alarm and detection rates of ``optbench compare`` on quickstart-like runs.
 
     python benchmarks/false_alarm.py --unchanged 15 --slowed 5 -o /tmp/false-alarm
+    python benchmarks/false_alarm.py --unchanged 15 --slowed 4 --slowdown 0.05 0.1 0.2 -o DIR
 
-Runs N unchanged runs and M runs whose ``quantize`` technique is made exactly ``--slowdown``
-(default 5%) slower by benchmarks/degrade_plugin.py (busy-waiting that fraction of each
-forward pass's own time; cell keys stay the same), interleaved U, S, U, S... so machine
-drift hits both kinds alike. The unchanged runs are recorded in DIR/history.db. Then:
+Runs N unchanged runs and, for each ``--slowdown`` (default 5%), M runs whose ``quantize``
+technique is made exactly that much slower by benchmarks/degrade_plugin.py (busy-waiting that
+fraction of each forward pass's own time; cell keys stay the same), interleaved U, S, U, S...
+(the levels taking turns) so machine drift hits every kind alike. The unchanged runs are
+recorded in DIR/history.db. Then:
 
 - false alarms: every pair (i < j) of unchanged runs compared, baseline i, current j; a
   compare with any regression flagged is a false alarm (the target: at most 1 in 100);
-- detection: every (unchanged baseline, slowed current) pair; per quantize cell, flagged
-  or not (the target: at least 19 in 20); per compare, all slowed cells flagged;
+- detection, per slowdown: every (unchanged baseline, slowed current) pair; per quantize
+  cell, flagged or not (the target: at least 19 in 20); per compare, all slowed cells
+  flagged; and the smallest slowdown flagged in 19 of 20 trials or more;
 
 each under several rules: the default (rounds as replicates; rounds measured in the VM's
 slower state left out; a technique's cells relative to the baseline's cell of the same round),
@@ -20,7 +23,8 @@ Mann-Whitney rule for reference. Also printed: the
 variance components the rule relies on (round-to-round and run-to-run spread of each
 cell's latency, in %) and how often cells were not comparable (slow mode, unstable).
 
-``--reuse`` skips running and analyses the runs already in DIR. The defaults are the settings
+``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
+was written next to them count as ``--slowdown``'s first value). The defaults are the settings
 of examples/ci/nightly-suite.yaml (10 rounds, min_time_s 0.5): about 90 s a run on the 2-core
 VM. Nothing else may run on the machine meanwhile.
 """
@@ -40,7 +44,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 SUITE = """name: false-alarm
-question: Does optbench compare stay quiet on unchanged runs and catch a {slow:.0%} slowdown?
+question: Does optbench compare stay quiet on unchanged runs and catch a slowdown?
 model: {{source: reference, size: tiny}}
 data: {{name: pydoc-text, split: heldout}}
 backend: cpu
@@ -56,35 +60,62 @@ timeout: 300
 """
 
 
-def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdown: float, min_time: float, threads: int) -> None:
+def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdowns: list[float], min_time: float,
+            threads: int) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")]))
     sys.path.insert(0, str(HERE))
     from optbench.testing import run_suite_yaml
 
-    text = SUITE.format(slow=slowdown, min_time=min_time, rounds=rounds, threads=threads)
-    order = ["u"] * n_unchanged + ["s"] * n_slowed
-    order = [k for pair in itertools.zip_longest(order[:n_unchanged], order[n_unchanged:]) for k in pair if k]
-    counts = {"u": 0, "s": 0}
-    for kind in order:
-        counts[kind] += 1
-        d = out / f"{'unchanged' if kind == 'u' else 'slowed'}-{counts[kind]:02d}"
+    text = SUITE.format(min_time=min_time, rounds=rounds, threads=threads)
+    slowed = [level for _ in range(n_slowed) for level in slowdowns]  # the levels take turns
+    order: list[float | None] = [None] * n_unchanged
+    order = [k for pair in itertools.zip_longest(order, slowed, fillvalue=False) for k in pair if k is not False]
+    counts: dict[float | None, int] = {}
+    for level in order:
+        counts[level] = counts.get(level, 0) + 1
+        d = out / run_name(level, counts[level], len(slowdowns) > 1)
         if (d / "run.json").exists() and json.loads((d / "run.json").read_text()).get("segments", [{}])[-1].get("finished"):
             continue
-        os.environ["OPTBENCH_DEGRADE"] = f"quantize:slow={slowdown}" if kind == "s" else ""
+        os.environ["OPTBENCH_DEGRADE"] = f"quantize:slow={level}" if level else ""
         t0 = time.perf_counter()
         run_suite_yaml(text, d, plugins={"degrade": "degrade_plugin"}, fast=False)
+        if level:
+            (d / "slowdown").write_text(f"{level}\n")
         print(f"{d.name}: {time.perf_counter() - t0:.0f} s", flush=True)
     os.environ.pop("OPTBENCH_DEGRADE", None)
 
 
+def run_name(level: float | None, i: int, several: bool) -> str:
+    """unchanged-01, slowed-01 (one slowdown), slowed-10pct-01 (several)."""
+    if not level:
+        return f"unchanged-{i:02d}"
+    return f"slowed-{level * 100:g}pct-{i:02d}" if several else f"slowed-{i:02d}"
+
+
+def slowdown_of(d: Path, default: float) -> float:
+    """The slowdown a slowed run was made with (written next to it; older runs: ``default``)."""
+    f = d / "slowdown"
+    return float(f.read_text()) if f.exists() else default
+
+
 def load(out: Path, prefix: str) -> list[tuple[dict, list[dict]]]:
+    """(run.json, one merged row per cell) of each run DIR/PREFIX-* that has a run.json."""
+    return [load_run(d) for d in sorted(out.glob(f"{prefix}-*")) if (d / "run.json").exists()]
+
+
+def load_run(d: Path) -> tuple[dict, list[dict]]:
     from optbench.results import read_rows, rows_by_cell
 
-    runs = []
-    for d in sorted(out.glob(f"{prefix}-*")):
+    return json.loads((d / "run.json").read_text()), list(rows_by_cell(read_rows(d)).values())
+
+
+def load_slowed(out: Path, default: float) -> dict[float, list[tuple[dict, list[dict]]]]:
+    """The slowed runs in DIR by slowdown, smallest first."""
+    levels: dict[float, list[Path]] = {}
+    for d in sorted(out.glob("slowed-*")):
         if (d / "run.json").exists():
-            runs.append((json.loads((d / "run.json").read_text()), list(rows_by_cell(read_rows(d)).values())))
-    return runs
+            levels.setdefault(slowdown_of(d, default), []).append(d)
+    return {level: [load_run(d) for d in ds] for level, ds in sorted(levels.items())}
 
 
 def record_history(out: Path) -> None:
@@ -102,12 +133,13 @@ def record_history(out: Path) -> None:
             record_run_dir(d, path=db, log=lambda _: None)
 
 
-def analyse(out: Path) -> None:
+def analyse(out: Path, default_slowdown: float) -> None:
     from optbench.compare import NOT_COMPARABLE, REGRESSION, STATE_MARGIN, Measurement, compare_runs, decide, rule_for
     from optbench.history import History, history_noise
 
-    unchanged, slowed = load(out, "unchanged"), load(out, "slowed")
-    print(f"{len(unchanged)} unchanged runs, {len(slowed)} slowed runs in {out}")
+    unchanged, slowed = load(out, "unchanged"), load_slowed(out, default_slowdown)
+    print(f"{len(unchanged)} unchanged runs, " + ", ".join(f"{len(runs)} runs {level:.0%} slower" for level, runs in slowed.items())
+          + f" in {out}")
     record_history(out)
     h = History.open(out / "history.db")
 
@@ -147,44 +179,63 @@ def analyse(out: Path) -> None:
         return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
                 for r in cmp.results if r.metric == "latency"}
 
-    def rates(label: str, fa_pairs: list, det_pairs: list) -> None:
-        fa = nc = det = det_n = det_nc = comp = 0
+    def rates(label: str, fa_pairs: list, det_pairs: dict[float, list]) -> tuple[int, list[dict[str, list[int]]]]:
+        """False alarms; per slowdown, per slowed cell and "all": [detected, trials, not comparable]."""
+        fa = 0
         for base, cur in fa_pairs:
-            st = flagged(base, cur, label)
-            fa += any(s == REGRESSION for s in st.values())
-            nc += sum(s == NOT_COMPARABLE for s in st.values())
-        for base, cur in det_pairs:
-            st = flagged(base, cur, label)
-            slowed_cells = [v for k, v in st.items() if not k.startswith("none")]
-            det += sum(v == REGRESSION for v in slowed_cells)
-            det_n += len(slowed_cells)
-            det_nc += sum(v == NOT_COMPARABLE for v in slowed_cells)
-            nc += sum(v == NOT_COMPARABLE for v in st.values())
-            comp += bool(slowed_cells) and all(v == REGRESSION for v in slowed_cells)
-        fa_n, comparable = len(fa_pairs), det_n - det_nc
-        print(f"{label:22} {fa:4d} / {fa_n:<4d} ({100 * fa / max(fa_n, 1):5.1f}%)          "
-              f"{det:4d} / {det_n:<4d} ({100 * det / max(det_n, 1):5.1f}%)   "
-              f"{det:4d} / {comparable:<4d} ({100 * det / max(comparable, 1):5.1f}%)   {comp:3d} / {len(det_pairs):<3d}      {nc}")
+            fa += any(s == REGRESSION for s in flagged(base, cur, label).values())
+        det = []
+        for pairs in det_pairs.values():
+            counts: dict[str, list[int]] = {"all": [0, 0, 0]}
+            for base, cur in pairs:
+                for cell, v in flagged(base, cur, label).items():
+                    if not cell.startswith("none"):
+                        for c in (counts["all"], counts.setdefault(cell, [0, 0, 0])):
+                            c[0] += v == REGRESSION
+                            c[1] += 1
+                            c[2] += v == NOT_COMPARABLE
+            det.append(counts)
+        return fa, det
 
-    header = ("rule                   false alarms (unchanged pairs)   detection per slowed cell   of those comparable"
-              "   per compare   not comparable")
-    print("\nevery pair: each unchanged run against each later one, each slowed run against each unchanged one")
-    print(header)
-    for variant in ["default", "history", "no state check", "absolute", "asv"]:
-        rates(variant, list(itertools.combinations(unchanged, 2)), list(itertools.product(unchanged, slowed)))
+    def table(title: str, variants: list[str], fa_pairs: list, det_pairs: dict[float, list]) -> None:
+        def cols(counts: list[list[int]]) -> str:
+            return "".join(f"   {f'{hit} / {n} ({100 * hit / max(n, 1):.1f}%)':>24} "
+                           f"{f'{hit} / {n - nc} ({100 * hit / max(n - nc, 1):.1f}%)':>16}" for hit, n, nc in counts)
+
+        print(f"\n{title}")
+        print(f"{'rule':24} {'false alarms':>16}" + "".join(f"   {f'{level:.0%} slower: detected':>24} {'of comparable':>16}"
+                                                      for level in det_pairs))
+        for variant in variants:
+            fa, det = rates(variant, fa_pairs, det_pairs)
+            print(f"{variant:24} {f'{fa} / {len(fa_pairs)} ({100 * fa / max(len(fa_pairs), 1):.1f}%)':>16}"
+                  + cols([c["all"] for c in det]))
+            if variant != "default":
+                continue
+            for cell in sorted({k for c in det for k in c} - {"all"}):
+                print(f"{'  ' + cell:24} {'':16}" + cols([c.get(cell, [0, 0, 0]) for c in det]))
+            tried = [(level, c["all"][0], c["all"][1]) for level, c in zip(det_pairs, det, strict=True) if c["all"][1] >= 20]
+            reliable = [level for level, hit, n in tried if hit >= 0.95 * n]
+            print("  smallest slowdown flagged in 19 of 20 trials or more: " + (
+                f"{reliable[0]:.0%}" if reliable else f"none of those tried (up to {tried[-1][0]:.0%})" if tried
+                else "too few trials (under 20 a slowdown)"))
+
+    table("every pair: each unchanged run against each later one, each slowed run against each unchanged one",
+          ["default", "history", "no state check", "absolute", "asv"], list(itertools.combinations(unchanged, 2)),
+          {level: list(itertools.product(unchanged, runs)) for level, runs in slowed.items()})
     # nightly use compares a run with the one before it: the history's run-to-run noise is the noise of
     # exactly such neighbours (runs far apart also differ by the drift in between)
-    ordered = sorted([(m, r, "u") for m, r in unchanged] + [(m, r, "s") for m, r in slowed], key=lambda x: x[0].get("started", ""))
-    neighbours_u, neighbours_s, last_u = [], [], None
-    for m, r, kind in ordered:
+    ordered = sorted([(m, r, None) for m, r in unchanged] + [(m, r, level) for level, runs in slowed.items() for m, r in runs],
+                     key=lambda x: x[0].get("started", ""))
+    neighbours_u: list = []
+    neighbours_s: dict[float, list] = {level: [] for level in slowed}
+    last_u = None
+    for m, r, level in ordered:
         if last_u is not None:
-            (neighbours_u if kind == "u" else neighbours_s).append((last_u, (m, r)))
-        if kind == "u":
+            (neighbours_u if level is None else neighbours_s[level]).append((last_u, (m, r)))
+        if level is None:
             last_u = (m, r)
-    print("\nnightly-like: each run against the unchanged run just before it")
-    print(header)
-    for variant in ["default", "history", "asv"]:
-        rates(variant, neighbours_u, neighbours_s)
+    table("nightly-like: each run against the unchanged run just before it", ["default", "history", "asv"],
+          neighbours_u, neighbours_s)
     h.close()
 
 
@@ -194,7 +245,8 @@ def main() -> None:
     ap.add_argument("--unchanged", type=int, default=15, metavar="N", help="15 runs make 105 compares of unchanged pairs")
     ap.add_argument("--slowed", type=int, default=5, metavar="M")
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--slowdown", type=float, default=0.05, help="fraction: 0.05 = 5%% slower")
+    ap.add_argument("--slowdown", type=float, nargs="+", default=[0.05], metavar="FRACTION",
+                    help="0.05 = 5%% slower; several levels take turns, --slowed runs of each")
     ap.add_argument("--min-time", type=float, default=0.5, help="measure.min_time_s of each cell round (the nightly example's: 0.5)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per cell (the quickstart's: 2)")
     ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
@@ -203,7 +255,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not args.reuse:
         run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time, args.threads)
-    analyse(out)
+    analyse(out, args.slowdown[0])
 
 
 if __name__ == "__main__":
