@@ -45,6 +45,13 @@ FAMILY_ALPHA = 0.01
 #: runs raised a false alarm in a noisy hour; with the floor, 1). Absolute timings: a whole run shifts, every cell alike, by
 #: about 1.2-1.5x the round spread on the 2-core VM (benchmarks/false_alarm.py prints both).
 DRIFT_PER_RUN = 2.0
+#: and at least this standard deviation per run (log units): a run whose rounds agree closely is not
+#: therefore close to the next run. Unchanged runs of one hour on the 2-core VM, every pair compared
+#: on absolute timings: per-run drift sd 1.5-3.9% by cell and hour (median 2.3%), and none at batch 1
+#: 7.9 ms in one run, 8.7-8.9 ms in others with rounds 1-2% apart and the same speed probe. Without
+#: this floor two of 105 such pairs were false alarms in one hour, none with it, and no 5-20% slowdown
+#: of a technique was missed for it (six hours, benchmarks/false_alarm.py).
+DRIFT_SD = 0.025
 #: the same for a technique's cell relative to the baseline's cell of its round: none. The two cells
 #: run seconds apart and share the drift; what they do not share (the ratio still moves 1-5% between
 #: runs of one hour: int8/none at batch 1 in the steady state, 1.07-1.10x in one hour, 1.07-1.13x in
@@ -230,7 +237,7 @@ def screen(base: Measurement, cur: Measurement, slow_factor: float = SLOW_FACTOR
 
 def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noise | None = None,
            history: Noise | None = None, alpha: float = ALPHA,
-           drift: float = 0.0, replicates: str = "log round medians") -> Verdict:
+           drift: float = 0.0, drift_sd: float = 0.0, replicates: str = "log round medians") -> Verdict:
     """Judge one cell's metric: regression, improvement, unchanged, or not comparable.
 
     Timed metrics (latency...):
@@ -247,7 +254,8 @@ def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noi
        differences in the history (``history``), which includes the drift between runs
        that rounds inside one run cannot see. As a floor under these, ``drift`` (a variance
        ratio, :data:`DRIFT_PER_RUN` from :func:`compare_runs` for absolute timings) adds
-       ``drift`` x the round variance per run for that unseen drift. A t-distribution with
+       ``drift`` x the round variance per run for that unseen drift, and at least ``drift_sd``
+       squared (:data:`DRIFT_SD`, a standard deviation per run in log units). A t-distribution with
        the chosen estimate's degrees of freedom gives the one-sided p and the ``1 - 2 alpha``
        interval of ``d``.
     4. Regression when the change is significantly worse (p < ``alpha``, 0.001: asv's
@@ -302,10 +310,11 @@ def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noi
         candidates.append((wa * fa + wb * fb, ha + hb - 2, f"{na}+{nb} round medians{trim}", per_round))
         if pooled is not None and pooled.df > 0:
             candidates.append((pooled.var * (fa + fb), pooled.df, pooled.source or "round medians pooled over cells", pooled.var))
-    if drift > 0 and candidates:  # a floor, history or not: see DRIFT_RELATIVE
+    if (drift > 0 or drift_sd > 0) and candidates:  # a floor, history or not: see DRIFT_RELATIVE
         w2, w_df, w_source, per_round = max(candidates, key=lambda c: c[0])
-        candidates.append((w2 + 2 * drift * per_round, w_df,
-                           f"{w_source}, plus between-run drift assumed {drift:g}x the round variance per run", per_round))
+        per_run = max(drift * per_round, drift_sd ** 2)
+        assumed = f"{drift:g}x the round variance" if drift * per_round >= drift_sd ** 2 else f"{drift_sd:.1%} (sd)"
+        candidates.append((w2 + 2 * per_run, w_df, f"{w_source}, plus between-run drift assumed {assumed} per run", per_round))
     if history is not None and history.df > 0:
         candidates.append((history.var, history.df, history.source or "history", 0.0))
     if not candidates:
@@ -653,7 +662,7 @@ def _with_probe_screen(m: Measurement, fastest: float | None) -> Measurement:
 def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur_meta: dict[str, Any],
                  cur_rows: list[dict[str, Any]], *, history_noise: dict[tuple[str, ...], Noise] | None = None,
                  family_alpha: float = FAMILY_ALPHA, relative: bool = True, drift_relative: float = DRIFT_RELATIVE,
-                 state_margin: float | None = STATE_MARGIN) -> Comparison:
+                 state_margin: float | None = STATE_MARGIN, drift_sd: float = DRIFT_SD) -> Comparison:
     """Compare two runs cell by cell (matched by cell key); rows are merged rows (one per cell).
 
     Timed metrics share ``family_alpha``: with m of them judged, each is tested at
@@ -662,7 +671,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
     baseline's cell of the same round (:func:`relative_to`: the drift between runs cancels),
     unless that baseline cell itself changed; the baseline's cells, and every cell without a
     round-by-round partner, are judged on their absolute timings, against the history's
-    run-to-run noise or, without one, an assumed between-run drift (:data:`DRIFT_PER_RUN`).
+    run-to-run noise or, without one, an assumed between-run drift (:data:`DRIFT_PER_RUN`, at least ``drift_sd`` per run).
     """
     cmp = Comparison(run_summary(base_meta), run_summary(cur_meta))
     cmp.environment = environment_difference(base_meta.get("environment", {}), cur_meta.get("environment", {}))
@@ -716,7 +725,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
         def absolute(key: str, mb: Measurement, mc: Measurement, rule: MetricRule = rule, pooled: Noise | None = pooled,
                      metric: str = metric) -> Verdict:
             return decide(mb, mc, rule, pooled=pooled, history=history_noise.get((key, metric)), alpha=alpha,
-                          drift=DRIFT_PER_RUN if mb.timed else 0.0)
+                          drift=DRIFT_PER_RUN if mb.timed else 0.0, drift_sd=drift_sd if mb.timed else 0.0)
 
         # the baseline's cells (and cells without a partner) first: absolute timings
         verdicts = {key: absolute(key, mb, mc) for key, _, mb, mc, pkey in items if pkey is None or not relative}
