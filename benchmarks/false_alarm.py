@@ -92,6 +92,11 @@ def run_name(level: float | None, i: int, several: bool) -> str:
     return f"slowed-{level * 100:g}pct-{i:02d}" if several else f"slowed-{i:02d}"
 
 
+def pct(level: float) -> str:
+    """0.075 -> '7.5%'."""
+    return f"{level * 100:g}%"
+
+
 def slowdown_of(d: Path, default: float) -> float:
     """The slowdown a slowed run was made with (written next to it; older runs: ``default``)."""
     f = d / "slowdown"
@@ -138,7 +143,7 @@ def analyse(out: Path, default_slowdown: float) -> None:
     from optbench.history import History, history_noise
 
     unchanged, slowed = load(out, "unchanged"), load_slowed(out, default_slowdown)
-    print(f"{len(unchanged)} unchanged runs, " + ", ".join(f"{len(runs)} runs {level:.0%} slower" for level, runs in slowed.items())
+    print(f"{len(unchanged)} unchanged runs, " + ", ".join(f"{len(runs)} runs {pct(level)} slower" for level, runs in slowed.items())
           + f" in {out}")
     record_history(out)
     h = History.open(out / "history.db")
@@ -203,7 +208,7 @@ def analyse(out: Path, default_slowdown: float) -> None:
                            f"{f'{hit} / {n - nc} ({100 * hit / max(n - nc, 1):.1f}%)':>16}" for hit, n, nc in counts)
 
         print(f"\n{title}")
-        print(f"{'rule':24} {'false alarms':>16}" + "".join(f"   {f'{level:.0%} slower: detected':>24} {'of comparable':>16}"
+        print(f"{'rule':24} {'false alarms':>16}" + "".join(f"   {f'{pct(level)} slower: detected':>24} {'of comparable':>16}"
                                                       for level in det_pairs))
         for variant in variants:
             fa, det = rates(variant, fa_pairs, det_pairs)
@@ -216,7 +221,7 @@ def analyse(out: Path, default_slowdown: float) -> None:
             tried = [(level, c["all"][0], c["all"][1]) for level, c in zip(det_pairs, det, strict=True) if c["all"][1] >= 20]
             reliable = [level for level, hit, n in tried if hit >= 0.95 * n]
             print("  smallest slowdown flagged in 19 of 20 trials or more: " + (
-                f"{reliable[0]:.0%}" if reliable else f"none of those tried (up to {tried[-1][0]:.0%})" if tried
+                f"{pct(reliable[0])}" if reliable else f"none of those tried (up to {pct(tried[-1][0])})" if tried
                 else "too few trials (under 20 a slowdown)"))
 
     table("every pair: each unchanged run against each later one, each slowed run against each unchanged one",
