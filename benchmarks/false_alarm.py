@@ -12,8 +12,9 @@ recorded in DIR/history.db. Then:
 - false alarms: every pair (i < j) of unchanged runs compared, baseline i, current j; a
   compare with any regression flagged is a false alarm (the target: at most 1 in 100);
 - detection, per slowdown: every (unchanged baseline, slowed current) pair; per quantize
-  cell, flagged or not (the target: at least 19 in 20); per compare, all slowed cells
-  flagged; and the smallest slowdown flagged in 19 of 20 trials or more;
+  cell, flagged or not (the target: at least 19 in 20), of all trials and of those where the
+  cell was comparable, and per cell for the default rule; and the smallest slowdown flagged
+  in 19 of 20 trials or more (with 20 trials at least);
 
 each under several rules: the default (rounds as replicates; rounds measured in the VM's
 slower state left out; a technique's cells relative to the baseline's cell of the same round),
@@ -21,7 +22,8 @@ the same with the history's run-to-run noise (leave-two-out: the history without
 compared), the default without the state check, absolute timings only, and asv's raw-sample
 Mann-Whitney rule for reference. Also printed: the
 variance components the rule relies on (round-to-round and run-to-run spread of each
-cell's latency, in %) and how often cells were not comparable (slow mode, unstable).
+cell's latency, in %), and the same tables for nightly-like compares (each run against the
+unchanged run just before it).
 
 ``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
 was written next to them count as ``--slowdown``'s first value). The defaults are the settings

@@ -310,7 +310,7 @@ def decide(base: Measurement, cur: Measurement, rule: MetricRule, *, pooled: Noi
         candidates.append((wa * fa + wb * fb, ha + hb - 2, f"{na}+{nb} round medians{trim}", per_round))
         if pooled is not None and pooled.df > 0:
             candidates.append((pooled.var * (fa + fb), pooled.df, pooled.source or "round medians pooled over cells", pooled.var))
-    if (drift > 0 or drift_sd > 0) and candidates:  # a floor, history or not: see DRIFT_RELATIVE
+    if (drift > 0 or drift_sd > 0) and candidates:  # a floor the history widens, never narrows: see DRIFT_PER_RUN, DRIFT_SD
         w2, w_df, w_source, per_round = max(candidates, key=lambda c: c[0])
         per_run = max(drift * per_round, drift_sd ** 2)
         assumed = f"{drift:g}x the round variance" if drift * per_round >= drift_sd ** 2 else f"{drift_sd:.1%} (sd)"
