@@ -23,6 +23,7 @@ from optbench.compare import (
     Noise,
     compare_runs,
     decide,
+    noise_from_series,
     rule_for,
 )
 from optbench.measure.latency import summarize
@@ -551,3 +552,29 @@ def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_fl
     second_id = json.loads((second / "run.json").read_text())["run_id"]
     green = cli("compare", "--baseline", "last-green", "--history", str(db), "--json", str(tmp_path / "g.json"))
     assert json.loads((tmp_path / "g.json").read_text())["baseline"]["run_id"] == second_id, green.stdout
+
+
+def test_history_noise_is_unbiased_and_its_degrees_of_freedom_match_its_spread():
+    # white-noise histories of 21 runs: the estimated variance of a run-to-run difference (truly 2 sd^2)
+    # must be right on average, and spread like a chi-square with the degrees of freedom it claims
+    # (the t quantile compare takes from them): too few df costs power, too many false alarms
+    rng = random.Random(0)
+    ests, dfs = [], []
+    for _ in range(3000):
+        n = noise_from_series([rng.gauss(0.0, 0.01) for _ in range(21)])
+        ests.append(n.var / (2 * 0.01 ** 2))
+        dfs.append(n.df)
+    mean = sum(ests) / len(ests)
+    spread = sum((e - mean) ** 2 for e in ests) / (len(ests) - 1)
+    df_seen = 2 * mean ** 2 / spread
+    assert abs(mean - 1) < 0.06
+    assert 0.85 < (sum(dfs) / len(dfs)) / df_seen < 1.15
+
+
+def test_history_noise_sets_a_step_and_a_run_in_another_state_aside():
+    rng = random.Random(1)
+    series = [rng.gauss(0.0, 0.01) for _ in range(30)]
+    clean = noise_from_series(series)
+    disturbed = [x + (0.20 if i >= 20 else 0.0) + (0.15 if i == 8 else 0.0) for i, x in enumerate(series)]
+    n = noise_from_series(disturbed)
+    assert n.var < 1.5 * clean.var and "3 set aside" in n.source
