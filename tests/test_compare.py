@@ -6,6 +6,7 @@ import json
 import math
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -564,11 +565,10 @@ def test_history_noise_is_unbiased_and_its_degrees_of_freedom_match_its_spread()
         n = noise_from_series([rng.gauss(0.0, 0.01) for _ in range(21)])
         ests.append(n.var / (2 * 0.01 ** 2))
         dfs.append(n.df)
-    mean = sum(ests) / len(ests)
-    spread = sum((e - mean) ** 2 for e in ests) / (len(ests) - 1)
-    df_seen = 2 * mean ** 2 / spread
+    mean = statistics.fmean(ests)
+    df_seen = 2 * mean ** 2 / statistics.variance(ests)
     assert abs(mean - 1) < 0.06
-    assert 0.85 < (sum(dfs) / len(dfs)) / df_seen < 1.15
+    assert 0.85 < statistics.fmean(dfs) / df_seen < 1.15
 
 
 def test_history_noise_sets_a_step_and_a_run_in_another_state_aside():
