@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .summary import Comparison, Report
+from .summary import Comparison, Report, parallel_figures
 from .verdict import FAIR, GOOD, NONE, POOR, accuracy_level, short_context, speed_light, varying_keys
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Chart:
 
 def build_charts(report: Report) -> list[Chart]:
     """Every chart the report's data supports, in reading order; [] when there is nothing to draw."""
-    makers = [_speed_vs_accuracy, _size_vs_accuracy, _speedup_bars, _loss_curves, _structure_pareto]
+    makers = [_speed_vs_accuracy, _size_vs_accuracy, _speedup_bars, _parallel_scaling, _loss_curves, _structure_pareto]
     if not _needs_charts(report):
         return []
     import matplotlib
@@ -86,7 +86,7 @@ def build_charts(report: Report) -> list[Chart]:
     if is_training(report):
         # optimizers and structures are compared by loss curves and cost against quality: every
         # technique has the same size, and a training row carries no speed ratio to chart
-        makers = [_loss_curves, _structure_pareto]
+        makers = [_loss_curves, _parallel_scaling, _structure_pareto]
     charts: list[Chart] = []
     with matplotlib.rc_context(RC):
         for make in makers:
@@ -110,7 +110,7 @@ def trends_to_chart(trends: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _needs_charts(report: Report) -> bool:
     return bool(report.comparisons or report.trends or any(r.get("training") for r in report.rows)
-                or len(_structure_points(report)) >= 2)
+                or len(_structure_points(report)) >= 2 or bool(parallel_figures(report.rows)))
 
 
 # --- drawing helpers ------------------------------------------------------------------------------
@@ -385,6 +385,43 @@ def _speedup_bars(report: Report) -> Chart | None:
     if agg_note:
         caption += " " + agg_note
     return Chart("speedup", "Speed-up per technique", caption, _svg(fig))
+
+
+# --- parallelism: speed-up over one process against linear scaling -------------------------------------
+
+
+def _parallel_scaling(report: Report) -> Chart | None:
+    figs = parallel_figures(report.rows)
+    if not figs:
+        return None
+    from matplotlib.lines import Line2D
+
+    fig = _figure(7.6, 1.5 + 0.3 * len(figs))
+    ax = fig.add_subplot()
+    ys = list(range(len(figs)))
+    # room on the right for "0.85x, 43% of linear" past the farther of the bar and the linear mark
+    _ratio_axis(ax, "x", [f.speedup for f in figs] + [float(f.ranks) for f in figs], pad=(1.5, 3.2))
+    for y, f in zip(ys, figs, strict=True):
+        ax.barh([y], [f.speedup - 1], left=1, height=0.6, color=FRONT if f.speedup >= 1 else COLORS[POOR], alpha=0.85)
+        ax.plot([f.ranks], [y], marker="|", ms=13, mew=2, color="#1f2328", zorder=3)
+        ax.text(max(f.speedup, f.ranks, 1.0) * 1.05, y, f"{f.speedup:.2f}x, {f.efficiency:.0%} of linear",
+                va="center", ha="left", fontsize=7.5)
+    ax.axvline(1, color="#1f2328", lw=0.9)
+    ax.set_yticks(ys, [f"{f.label} · {_count(f.ranks, 'worker' if f.timed.startswith('makespan') else 'rank')} · {f.timed}"
+                       for f in figs])
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("speed-up over one process (log scale; right of 1x is faster)")
+    ax.set_title("Parallel speed-up against linear scaling")
+    ax.legend(handles=[Line2D([], [], color="#1f2328", marker="|", ms=10, mew=2, ls="", label="linear: N ranks, N x")],
+              loc="lower right")
+    caption = ("Each bar is a measured speed-up over one process on the same threads per rank; the black tick is linear scaling "
+               "(N ranks, N x), so the gap between bar and tick is lost to communication, start-up and shared cores; "
+               "red bars are slower than one process. One measurement per cell, no interval.")
+    return Chart("parallel-scaling", "Parallel speed-up against linear scaling", caption, _svg(fig))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # --- training: loss curves ------------------------------------------------------------------------

@@ -94,6 +94,8 @@ def _build_context(report: Report) -> dict:
         "result_rows": tables.result_rows(report),
         **dict(zip(("training_headers", "training_rows"),
                    tables.drop_empty_columns(tables.TRAINING_HEADERS, tables.training_rows(report)), strict=True)),
+        **dict(zip(("parallel_headers", "parallel_rows"),
+                   tables.drop_empty_columns(tables.PARALLEL_HEADERS, tables.parallel_rows(report)), strict=True)),
         "problem_rows": tables.problem_rows(report),
         "environment_rows": tables.environment_rows(report),
         "plugin_rows": tables.plugin_rows(report),

@@ -70,6 +70,75 @@ class TechniqueSummary:
     failed: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class ParallelFigure:
+    """One parallel cell's scaling against the same work in one process (the figures the parallel
+    plugins measure; efficiency = speed-up / ranks, 1 = linear)."""
+
+    row: dict[str, Any]
+    ranks: int
+    speedup: float
+    timed: str        # what the speed-up is a ratio of
+    agreement: str    # how close the result is to one process's (a mismatch fails the cell)
+    rank_peak_rss: float | None = None
+    launch_s: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.row["technique"]["label"]
+
+    @property
+    def efficiency(self) -> float:
+        return self.speedup / self.ranks
+
+
+def parallel_figures(rows: list[dict[str, Any]]) -> list[ParallelFigure]:
+    """The scaling figures of every finished parallel cell (data, pipeline, tensor and task
+    parallelism), in the rows' order; [] when the run has none."""
+    out = []
+    for r in rows:
+        m = r.get("metrics", {})
+        if r.get("status") != "ok":
+            continue
+        if _val(r, "train_throughput") and _val(r, "single_process_train_throughput"):
+            ranks = int(m["train_throughput"].get("world_size") or 1)
+            speedup = _val(r, "train_throughput") / _val(r, "single_process_train_throughput")
+            timed = "training tokens/s"
+            agreement = _diff_text(m.get("loss_max_abs_diff"), "loss")
+        elif "parallel_speedup" in m:
+            ranks = int(m["parallel_speedup"].get("world_size") or 1)
+            speedup = _val(r, "parallel_speedup")
+            timed = "forward latency"
+            agreement = _diff_text(m.get("output_max_abs_diff"), "output")
+        elif "makespan_ratio" in m:
+            ranks = int(m["makespan_ratio"].get("workers") or 1)
+            speedup = _val(r, "makespan_ratio")
+            tasks = (m.get("makespan_serial") or {}).get("tasks")
+            timed = f"makespan of {tasks} tasks" if tasks else "makespan"
+            diff = _val(r, "task_result_max_diff")
+            agreement = "same result per task" if diff == 0 else f"results within {diff:.2g}" if diff is not None else ""
+        else:
+            continue
+        if not speedup or ranks < 1:
+            continue
+        out.append(ParallelFigure(r, ranks, float(speedup), timed, agreement, _val(r, "rank_peak_rss"), _val(r, "launch_seconds")))
+    return out
+
+
+def _diff_text(metric: dict[str, Any] | None, what: str) -> str:
+    """How far a distributed result is from one process's, against the tolerance it was checked at."""
+    if not metric or metric.get("value") is None:
+        return ""
+    if metric["value"] == 0:
+        return f"identical {what}"
+    if metric.get("relative") is not None:  # the tolerance applies to the difference over the largest |value|
+        text = f"{what} off by {metric['relative']:.2g} of its largest value"
+    else:
+        text = f"{what} off by {metric['value']:.2g} {metric.get('unit') or ''}".rstrip()
+    tol = metric.get("tolerance")
+    return text + (f" (tolerance {tol:g})" if tol is not None else "")
+
+
 def context_of(row: dict[str, Any]) -> str:
     wl = row["workload"]
     model = row["model"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .summary import Report, fmt_bytes, fmt_pct, fmt_ratio, fmt_small, fmt_speed
+from .summary import Report, fmt_bytes, fmt_pct, fmt_ratio, fmt_small, fmt_speed, parallel_figures
 
 
 class Cell(str):
@@ -142,6 +142,22 @@ def training_rows(report: Report) -> list[Row]:
             _num(f"{tps:,.0f}" if tps else "", tps), _num(f"{params:,.0f}" if params else "", params),
             _num(f"{flops / 1e6:.2f} M" if flops else "", flops),
         ], anchor=f"train-{r['cell']}"))
+    return out
+
+
+PARALLEL_HEADERS = ["technique", "ranks", "speed-up over one process", "efficiency (1 = linear)", "timed",
+                    "result against one process", "peak RSS per rank", "launch (torchrun)"]
+
+
+def parallel_rows(report: Report) -> list[Row]:
+    """One row per parallel cell: its speed-up over the same work in one process, and whether it computed the same thing."""
+    out = []
+    for f in parallel_figures(report.rows):
+        out.append(Row([
+            f.label, _num(str(f.ranks), f.ranks), _num(f"{f.speedup:.2f}x", f.speedup), _num(f"{f.efficiency:.2f}", f.efficiency),
+            f.timed, f.agreement, _num(fmt_bytes(f.rank_peak_rss) if f.rank_peak_rss else "", f.rank_peak_rss),
+            _num(f"{f.launch_s:.1f} s" if f.launch_s is not None else "", f.launch_s),
+        ], anchor=f"par-{f.row['cell']}"))
     return out
 
 

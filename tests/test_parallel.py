@@ -26,7 +26,8 @@ def _param_bytes() -> int:
 
 
 @pytest.fixture(scope="module")
-def parallel_rows(tmp_path_factory):
+def parallel_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("parallel")
     outcome = run_suite_yaml(f"""
         name: parallel-test
         model: {MODEL}
@@ -40,8 +41,13 @@ def parallel_rows(tmp_path_factory):
           - tensor-parallel: {{world_size: 2, reps: 3}}
           - task-parallel: {{workers: 2, tasks: [none, "share:tied-embeddings", "prune:magnitude"]}}
         timeout: 240
-    """, tmp_path_factory.mktemp("parallel"))
-    return {r["technique"]["label"]: r for r in outcome.rows}
+    """, out)
+    return out, {r["technique"]["label"]: r for r in outcome.rows}
+
+
+@pytest.fixture(scope="module")
+def parallel_rows(parallel_run):
+    return parallel_run[1]
 
 
 def test_ddp_at_world_size_2_matches_the_single_process_losses(parallel_rows):
@@ -104,6 +110,50 @@ def test_task_parallel_reports_makespans_and_the_same_results(parallel_rows):
 def test_the_baseline_row_gets_single_process_latency(parallel_rows):
     row = parallel_rows["none"]
     assert row["status"] == "ok" and row["metrics"]["latency"]["n"] >= 3
+
+
+def test_the_report_sets_each_parallel_cell_against_one_process_and_linear_scaling(parallel_run):
+    import html
+    import re
+
+    from optbench.reporting import load_report
+    from optbench.reports.renderers import HTMLReporter, MarkdownReporter
+
+    out, rows = parallel_run
+    report = load_report(out)
+    HTMLReporter().render(report, str(out))
+    MarkdownReporter().render(report, str(out))
+    page = (out / "report.html").read_text()
+    first = page.split('<h2 id="charts">', 1)[0]
+    table = first.split('<table class="sortable" id="parallel">', 1)[1].split("</table>", 1)[0]
+    shown = {}
+    for tr in re.findall(r'<tr id="par-[^"]+">(.*?)</tr>', table):
+        cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+        shown[cells[0]] = cells
+    m = {label: r["metrics"] for label, r in rows.items() if r["status"] == "ok"}
+    ddp = m["ddp[world_size=2,steps=4]"]
+    expected = {  # label: (ranks, speed-up over one process, what was timed, how close to one process)
+        "ddp[world_size=2,steps=4]": (2, ddp["train_throughput"]["value"] / ddp["single_process_train_throughput"]["value"],
+                                      "training tokens/s", r"identical loss|loss off by \S+ nats/token \(tolerance 1e-05\)"),
+        "pipeline[reps=3]": (2, m["pipeline[reps=3]"]["parallel_speedup"]["value"], "forward latency",
+                             r"identical output|output off by \S+ of its largest value \(tolerance 1e-05\)"),
+        "tensor-parallel[reps=3]": (2, m["tensor-parallel[reps=3]"]["parallel_speedup"]["value"], "forward latency",
+                                    r"identical output|output off by \S+ of its largest value \(tolerance 1e-05\)"),
+        "task-parallel[3 tasks]": (2, m["task-parallel[3 tasks]"]["makespan_ratio"]["value"], "makespan of 3 tasks",
+                                   r"same result per task"),
+    }
+    assert set(shown) == set(expected)  # the baseline and the skipped world size have no row
+    for label, (ranks, speedup, timed, agreement) in expected.items():
+        _, n, x, eff, what, close, *_ = shown[label]
+        assert (n, x, eff, what) == (str(ranks), f"{speedup:.2f}x", f"{speedup / ranks:.2f}", timed), shown[label]
+        assert re.fullmatch(agreement, close), close
+    md = (out / "report.md").read_text().split("## Charts", 1)[0]
+    assert re.search(r"\|\s*ranks\s*\|\s*speed-up over one process\s*\|\s*efficiency \(1 = linear\)\s*\|", md)
+    svg = (out / "charts" / "parallel-scaling.svg").read_text()
+    assert 'id="chart-parallel-scaling"' in page and "Parallel speed-up against linear scaling" in svg
+    assert "linear: N ranks, N x" in svg and "speed-up over one process" in svg
+    for label, (_, speedup, _, _) in expected.items():
+        assert html.escape(label) in svg and f"{speedup:.2f}x, {speedup / 2:.0%} of linear" in svg
 
 
 def test_a_crashing_rank_fails_only_its_cell_with_the_rank_error(tmp_path):
