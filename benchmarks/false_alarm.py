@@ -27,7 +27,7 @@ unchanged run just before it).
 
 ``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
 was written next to them count as ``--slowdown``'s first value). The defaults are the settings
-of examples/ci/nightly-suite.yaml (10 rounds, min_time_s 0.5): about 90 s a run on the 2-core
+of examples/ci/nightly-suite.yaml (20 rounds, min_time_s 0.5): about 180 s a run on the 2-core
 VM. Nothing else may run on the machine meanwhile.
 """
 
@@ -251,7 +251,7 @@ def main() -> None:
     ap.add_argument("-o", "--out", default="results/false-alarm", help="runs and their history go here")
     ap.add_argument("--unchanged", type=int, default=15, metavar="N", help="15 runs make 105 compares of unchanged pairs")
     ap.add_argument("--slowed", type=int, default=5, metavar="M")
-    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--slowdown", type=float, nargs="+", default=[0.05], metavar="FRACTION",
                     help="0.05 = 5%% slower; several levels take turns, --slowed runs of each")
     ap.add_argument("--min-time", type=float, default=0.5, help="measure.min_time_s of each cell round (the nightly example's: 0.5)")
