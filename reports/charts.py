@@ -407,8 +407,7 @@ def _parallel_scaling(report: Report) -> Chart | None:
         ax.text(max(f.speedup, f.ranks, 1.0) * 1.05, y, f"{f.speedup:.2f}x, {f.efficiency:.0%} of linear",
                 va="center", ha="left", fontsize=7.5)
     ax.axvline(1, color="#1f2328", lw=0.9)
-    ax.set_yticks(ys, [f"{f.label} · {_count(f.ranks, 'worker' if f.timed.startswith('makespan') else 'rank')} · {f.timed}"
-                       for f in figs])
+    ax.set_yticks(ys, [f"{f.label} · {_count(f.ranks, f.unit)} · {f.timed}" for f in figs])
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("speed-up over one process (log scale; right of 1x is faster)")
     ax.set_title("Parallel speed-up against linear scaling")

@@ -80,6 +80,7 @@ class ParallelFigure:
     speedup: float
     timed: str        # what the speed-up is a ratio of
     agreement: str    # how close the result is to one process's (a mismatch fails the cell)
+    unit: str = "rank"  # what ``ranks`` counts: torchrun ranks, or a pool's "worker"s
     rank_peak_rss: float | None = None
     launch_s: float | None = None
 
@@ -97,12 +98,14 @@ def parallel_figures(rows: list[dict[str, Any]]) -> list[ParallelFigure]:
     parallelism), in the rows' order; [] when the run has none."""
     out = []
     for r in rows:
-        m = r.get("metrics", {})
         if r.get("status") != "ok":
             continue
-        if _val(r, "train_throughput") and _val(r, "single_process_train_throughput"):
+        m = r.get("metrics", {})
+        unit = "rank"
+        parallel, single = _val(r, "train_throughput"), _val(r, "single_process_train_throughput")
+        if parallel and single:
             ranks = int(m["train_throughput"].get("world_size") or 1)
-            speedup = _val(r, "train_throughput") / _val(r, "single_process_train_throughput")
+            speedup = parallel / single
             timed = "training tokens/s"
             agreement = _diff_text(m.get("loss_max_abs_diff"), "loss")
         elif "parallel_speedup" in m:
@@ -111,7 +114,7 @@ def parallel_figures(rows: list[dict[str, Any]]) -> list[ParallelFigure]:
             timed = "forward latency"
             agreement = _diff_text(m.get("output_max_abs_diff"), "output")
         elif "makespan_ratio" in m:
-            ranks = int(m["makespan_ratio"].get("workers") or 1)
+            ranks, unit = int(m["makespan_ratio"].get("workers") or 1), "worker"
             speedup = _val(r, "makespan_ratio")
             tasks = (m.get("makespan_serial") or {}).get("tasks")
             timed = f"makespan of {tasks} tasks" if tasks else "makespan"
@@ -121,7 +124,7 @@ def parallel_figures(rows: list[dict[str, Any]]) -> list[ParallelFigure]:
             continue
         if not speedup or ranks < 1:
             continue
-        out.append(ParallelFigure(r, ranks, float(speedup), timed, agreement, _val(r, "rank_peak_rss"), _val(r, "launch_seconds")))
+        out.append(ParallelFigure(r, ranks, float(speedup), timed, agreement, unit, _val(r, "rank_peak_rss"), _val(r, "launch_seconds")))
     return out
 
 

@@ -152,8 +152,10 @@ def test_the_report_sets_each_parallel_cell_against_one_process_and_linear_scali
     svg = (out / "charts" / "parallel-scaling.svg").read_text()
     assert 'id="chart-parallel-scaling"' in page and "Parallel speed-up against linear scaling" in svg
     assert "linear: N ranks, N x" in svg and "speed-up over one process" in svg
-    for label, (_, speedup, _, _) in expected.items():
-        assert html.escape(label) in svg and f"{speedup:.2f}x, {speedup / 2:.0%} of linear" in svg
+    for label, (ranks, speedup, timed, _) in expected.items():
+        unit = "workers" if label.startswith("task-parallel") else "ranks"  # a pool counts workers, torchrun ranks
+        assert html.escape(f"{label} · {ranks} {unit} · {timed}") in svg, label
+        assert f"{speedup:.2f}x, {speedup / ranks:.0%} of linear" in svg
 
 
 def test_a_crashing_rank_fails_only_its_cell_with_the_rank_error(tmp_path):
