@@ -444,6 +444,28 @@ def test_a_slowdown_inside_a_run_that_sat_fast_is_flagged_when_the_other_baselin
     assert v.method.startswith("t-test on round medians relative to the run's other baseline cells") and "which hid" in v.method, v
 
 
+def test_a_cell_whose_baseline_cell_is_not_comparable_is_judged_against_the_runs_other_baseline_cells():
+    """Seen on the VM: none at batch 8 timed in the machine's other state while int8 at batch 8 was
+    not. Judged on its absolute timings, against the drift assumed between runs, int8's 5% slowdown
+    passed unflagged (11 of the 20 misses left in the stored 20-round hours)."""
+    base_meta, cur_meta = {**meta("r1", "1"), "baseline": "none"}, {**meta("r2", "2"), "baseline": "none"}
+    base = _two_batch_rows("r1", 1)
+
+    def int8_b8(cur):
+        none8 = next(r for r in cur if r["cell"] == "none-8")
+        none8["metrics"]["latency"].update(unstable=True, unstable_reason="bimodal: 9% of samples are over 2x the median")
+        results = compare_runs(base_meta, base, cur_meta, cur).results
+        assert next(r.verdict for r in results if r.name == "none cpu b=8 s=128" and r.metric == "latency").status == NOT_COMPARABLE
+        return next(r.verdict for r in results if r.name == "int8 cpu b=8 s=128" and r.metric == "latency")
+
+    v = int8_b8(_two_batch_rows("r2", 2, int8_factor=1.05))
+    assert v.status == REGRESSION and v.ratio == pytest.approx(1.05, abs=0.01), v
+    assert "relative to the run's other baseline cells" in v.method and "the baseline's cell is not comparable" in v.method, v
+    # none at batch 1 alone 7% faster: against it int8 seems 7% slower, but its own timings did not move
+    v = int8_b8(_two_batch_rows("r2", 2, none1_factor=0.93))
+    assert v.status == UNCHANGED and v.ratio > 1.05 and "not flagged: its own timings moved" in v.method, v
+
+
 def test_the_timed_tests_of_one_compare_share_its_false_alarm_rate():
     """A +13% change at p ~ 0.001: flagged as the compare's only timed test (alpha 0.01), not as one of
     40 (each tested at 0.01 / 40): the compare's false-alarm rate, not each test's, is 1%. (The history's
