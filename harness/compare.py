@@ -852,14 +852,14 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
                     v2 = against_others(mb, mc, others, rule, alpha) if others else None
                     if v2 is not None and v2.status != NOT_COMPARABLE:
                         own = _own_move(mb, mc)
-                        v2.method += f"; the baseline's cell is not comparable ({verdicts[pkey].reason})"
+                        v2.method += f"; the baseline's cell is not comparable ({verdicts[pkey].reason or verdicts[pkey].method})"
                         if v2.status in (REGRESSION, IMPROVEMENT) and (own is None or own * math.log(v2.ratio) <= 0):
                             v2.method += f"; not flagged: its own timings moved {math.expm1(own or 0.0):+.1%}"
                             v2.status = UNCHANGED
                         v = v2
                 if key in own_steadier and pkey in verdicts and verdicts[pkey].status == UNCHANGED:
                     v.method += "; absolute timings: in the history they drift less than the ratio to the baseline's cell"
-                elif pkey in verdicts and verdicts[pkey].status != UNCHANGED:
+                elif pkey in verdicts and verdicts[pkey].status != UNCHANGED and "the baseline's cell is not comparable" not in v.method:
                     v.method += f"; the baseline's cell changed ({verdicts[pkey].status})"
             verdicts[key] = v
         for key, name, mb, mc, _ in items:
