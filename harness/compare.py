@@ -679,18 +679,18 @@ def drift_index(ms: list[Measurement]) -> Measurement | None:
 
 
 def against_others(mb: Measurement, mc: Measurement, others: list[tuple[Measurement, Measurement]], rule: MetricRule,
-                   alpha: float) -> Verdict | None:
+                   alpha: float, history: Noise | None = None) -> Verdict | None:
     """A cell judged against the run's other baseline cells (``others``: (baseline run, current run)
     pairs): its round medians over theirs (:func:`drift_index`), round by round, tested between the
-    two runs like any ratio. None without such cells or shared rounds, or where the ratios cannot be
-    compared."""
+    two runs like any ratio (``history``: a run-to-run noise that widens the test where larger). None
+    without such cells or shared rounds, or where the ratios cannot be compared."""
     xb, xc = drift_index([b for b, _ in others]), drift_index([c for _, c in others])
     if xb is None or xc is None:
         return None
     rb, rc = relative_to(mb, xb), relative_to(mc, xc)
     if rb is None or rc is None or screen(rb, rc):
         return None
-    return decide(rb, rc, rule, alpha=alpha, replicates="round medians relative to the run's other baseline cells")
+    return decide(rb, rc, rule, alpha=alpha, history=history, replicates="round medians relative to the run's other baseline cells")
 
 
 def moved_alone(partner: tuple[Measurement, Measurement], others: list[tuple[Measurement, Measurement]],
@@ -803,6 +803,13 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
                 if rb is not None and rc is not None:
                     rel[key] = (rb, rc)
         baseline_keys = sorted(set(partner.values()) & verdicts.keys())
+
+        def widest(key: str, metric: str = metric) -> Noise | None:
+            """The larger of a cell's history noises (absolute, relative): a cell judged against the
+            run's other baseline cells has no history of its own"""
+            known = [n for n in (history_noise.get((key, metric)), history_noise.get((key, metric, "relative"))) if n]
+            return max(known, key=lambda n: n.var) if known else None
+
         rel_pooled = pooled_noise([p for p in rel.values() if not screen(*p)]) if len(rel) > 1 else None
         for key, _, mb, mc, pkey in items:
             if key in verdicts:
@@ -835,7 +842,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
                     # the baseline's cell moved alone the way this cell moved, hiding its change in the ratio
                     # (none at batch 1 2-3% slower than none at batch 8 in a run where int8 was slowed 5%):
                     # judged against the run's other baseline cells instead, and its own timings must agree
-                    v2 = against_others(mb, mc, others, rule, alpha)
+                    v2 = against_others(mb, mc, others, rule, alpha, widest(key))
                     if v2 is not None and v2.status in (REGRESSION, IMPROVEMENT) and v2.ratio \
                             and own * math.log(v2.ratio) > 0 and math.log(alone.ratio) * math.log(v2.ratio) > 0:
                         v2.method += (f"; the baseline's cell moved {alone.ratio - 1:+.1%} against them (p={alone.p:.2g}), "
@@ -849,7 +856,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
                     # must show in the cell's own timings too. 20 rounds, stored hours: 8 more 5% slowdowns
                     # caught of 335, no false alarm in the 20 compares of unchanged runs judged so
                     others = [by_key[k] for k in baseline_keys if verdicts[k].status == UNCHANGED]
-                    v2 = against_others(mb, mc, others, rule, alpha) if others else None
+                    v2 = against_others(mb, mc, others, rule, alpha, widest(key)) if others else None
                     if v2 is not None and v2.status != NOT_COMPARABLE:
                         own = _own_move(mb, mc)
                         v2.method += f"; the baseline's cell is not comparable ({verdicts[pkey].reason or verdicts[pkey].method})"
