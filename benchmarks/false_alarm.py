@@ -23,7 +23,8 @@ compared), the default without the state check, absolute timings only, and asv's
 Mann-Whitney rule for reference. Also printed: the
 variance components the rule relies on (round-to-round and run-to-run spread of each
 cell's latency, in %), and the same tables for nightly-like compares (each run against the
-unchanged run just before it).
+unchanged run just before it), there also as ``optbench compare`` judges nightly ("looks back": the
+earlier runs' noise, and a cell the run before cannot judge judged against an earlier one).
 
 ``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
 was written next to them count as ``--slowdown``'s first value). The defaults are the settings
@@ -142,7 +143,7 @@ def record_history(out: Path) -> None:
 
 def analyse(out: Path, default_slowdown: float) -> None:
     from optbench.compare import NOT_COMPARABLE, REGRESSION, STATE_MARGIN, Measurement, compare_runs, decide, rule_for
-    from optbench.history import History, history_noise
+    from optbench.history import History, compare_in_history, history_noise
 
     unchanged, slowed = load(out, "unchanged"), load_slowed(out, default_slowdown)
     print(f"{len(unchanged)} unchanged runs, " + ", ".join(f"{len(runs)} runs {pct(level)} slower" for level, runs in slowed.items())
@@ -181,8 +182,12 @@ def analyse(out: Path, default_slowdown: float) -> None:
                     raw_c = Measurement(mc.value, samples=mc.samples)
                     out_cells[b["technique"]["label"] + f" b={b['workload']['batch']}"] = decide(raw_b, raw_c, rule_for("latency")).status
             return out_cells
-        cmp = compare_runs(bm, br, cm, cr, history_noise=noise, relative=variant != "absolute",
-                           state_margin=None if variant == "no state check" else STATE_MARGIN)
+        if variant == "looks back":  # what `optbench compare` does nightly: the history's noise (earlier runs),
+            # and a cell the baseline cannot judge judged against an earlier unchanged run
+            cmp = compare_in_history(h, bm, br, cm, cr)
+        else:
+            cmp = compare_runs(bm, br, cm, cr, history_noise=noise, relative=variant != "absolute",
+                               state_margin=None if variant == "no state check" else STATE_MARGIN)
         return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
                 for r in cmp.results if r.metric == "latency"}
 
@@ -241,7 +246,7 @@ def analyse(out: Path, default_slowdown: float) -> None:
             (neighbours_u if level is None else neighbours_s[level]).append((last_u, (m, r)))
         if level is None:
             last_u = (m, r)
-    table("nightly-like: each run against the unchanged run just before it", ["default", "history", "asv"],
+    table("nightly-like: each run against the unchanged run just before it", ["default", "history", "looks back", "asv"],
           neighbours_u, neighbours_s)
     h.close()
 

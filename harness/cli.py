@@ -144,7 +144,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare a run with a baseline; exit 0 clean, 1 on regression, 2 on error."""
     from . import exports
     from .compare import compare_runs
-    from .history import HistoryError, history_noise, recent_steps, trends_for_report
+    from .history import LOOK_BACK, HistoryError, compare_in_history, recent_steps, trends_for_report
 
     cur_ref, base_ref = args.current or "last", args.baseline or "last"
 
@@ -180,11 +180,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if base_meta.get("suite") != cur_meta.get("suite"):
             print(f"optbench: note: comparing suite {base_meta.get('suite')!r} with {cur_meta.get('suite')!r}: "
                   "only cells with the same key are compared", file=sys.stderr)
-        noise = {}
         trends = []
-        if h is not None:
-            noise = history_noise(h, cur_meta, cur_rows, exclude=(cur_meta.get("run_id"), base_meta.get("run_id")))
-        cmp = compare_runs(base_meta, base_rows, cur_meta, cur_rows, history_noise=noise)
+        if h is None:
+            cmp = compare_runs(base_meta, base_rows, cur_meta, cur_rows)
+        else:  # a cell the baseline cannot judge (machine state) is judged against an earlier run only where
+            # compare chose the baseline: a baseline named on the command line is the one used
+            look_back = LOOK_BACK if base_ref in ("last", "last-green") else 0
+            cmp = compare_in_history(h, base_meta, base_rows, cur_meta, cur_rows, green=base_ref == "last-green",
+                                     look_back=look_back)
         if h is not None and not args.no_trends:
             trends = trends_for_report(cur_meta, h.path, cur_rows)
             cmp.trends = recent_steps(trends, cur_meta.get("thresholds"), within=args.trend_window)

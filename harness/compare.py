@@ -526,6 +526,7 @@ class MetricResult:
     current: float | None
     threshold: float
     verdict: Verdict
+    baseline_run: str | None = None  # set where the cell was judged against another run than the compare's baseline
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in asdict(self).items() if k != "verdict"}, **self.verdict.to_dict()}

@@ -275,3 +275,38 @@ def test_history_noise_reads_each_cells_series_once(tmp_path, monkeypatch):
     assert {("int8-1", "latency", "relative"), ("int4-1", "latency", "relative")} <= set(noise)
     latency_reads = [cell for cell, metric in reads if metric == "latency"]
     assert sorted(latency_reads) == ["int4-1", "int8-1", "none-1"], reads
+
+
+def test_a_cell_the_last_run_cannot_judge_is_judged_against_the_run_before_it(tmp_path):
+    """Nightly on the 2-core VM: last night's run sat in the machine's other state (speed probe 8%
+    higher, kernels slowed unalike), so tonight's cells are not comparable with it. compare looks
+    further back for a run in tonight's state and says which run it judged them against."""
+    db = tmp_path / "h.db"
+
+    def rows(rid, seed, *, probe=2.5e-4, slower=1.0, int8=1.0):
+        return [row("none", 1, 0.010 * slower, seed=seed, run=rid, rounds=10, probe=probe),
+                row("int8", 1, 0.008 * slower * 1.15 ** (slower != 1.0) * int8, seed=seed, run=rid, rounds=10, probe=probe)]
+
+    def nightly_meta(rid, day):
+        return {**meta(rid, f"2026-01-0{day}"), "baseline": "none"}  # int8 judged relative to none, as in the quickstart
+
+    with History.open(db) as h:
+        h.record(nightly_meta("r1", 1), rows("r1", 1))
+        h.record(nightly_meta("r2", 2), rows("r2", 2, probe=2.7e-4, slower=1.1))
+        slowed = rows("r3", 3, int8=1.08)
+        h.record(nightly_meta("r3", 3), slowed, history.verdict_against_predecessor(h, nightly_meta("r3", 3), slowed))
+        assert h.runs(limit=1)[0]["regressions"] == 1  # the verdict stored with the run looks back too
+
+    res = cli("compare", "--history", str(db), "--json", str(tmp_path / "c.json"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["baseline"]["run_id"] == "r2"
+    lat = {r["name"].split(" ")[0]: r for r in data["results"] if r["metric"] == "latency"}
+    assert lat["int8"]["status"] == "regression" and lat["int8"]["baseline_run"] == "r1", lat
+    assert lat["none"]["status"] == "unchanged" and lat["none"]["baseline_run"] == "r1", lat
+    assert "against run r1 of 2026-01-01: in the baseline run it was not comparable" in res.stdout, res.stdout
+    # a baseline named on the command line is the one used: the cells stay not comparable
+    named = cli("compare", "--history", str(db), "--baseline", "r2", "--json", str(tmp_path / "n.json"))
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert {r["status"] for r in json.loads((tmp_path / "n.json").read_text())["results"] if r["metric"] == "latency"} \
+        == {"not comparable"}
