@@ -80,6 +80,13 @@ STATE_MARGIN = 0.04
 ALONE_P = 0.2
 #: rounds are left out of a cell (other state, unstable) only while this many remain
 MIN_ROUNDS = 3
+#: a cell timed in another machine state than the baseline's is not comparable, except for a change
+#: no state switch makes: its ratio to the baseline's cell of the round past this (or its own timings
+#: past GROSS_ABSOLUTE, for a cell without one). benchmarks/false_alarm.py, 12 stored hours: in the
+#: compares of unchanged runs where a cell was not comparable, states moved the ratio by at most
+#: 1.24x (764 compares, 99% under 1.20x) and absolute timings by at most 1.68x (1446, 99% under 1.55x)
+GROSS_RELATIVE = 1.5
+GROSS_ABSOLUTE = 2.5
 
 
 @dataclass(frozen=True)
@@ -701,6 +708,27 @@ def moved_alone(partner: tuple[Measurement, Measurement], others: list[tuple[Mea
     return against_others(*partner, others, MetricRule(0.0), alpha)
 
 
+def gross_change(mb: Measurement, mc: Measurement, partner: tuple[Measurement, Measurement] | None,
+                 rule: MetricRule) -> Verdict | None:
+    """A regression or improvement of a cell timed in another machine state than the baseline's,
+    where the change is past what a state switch does (:data:`GROSS_RELATIVE`, relative to the
+    baseline's cell of the same run where both runs have it, else :data:`GROSS_ABSOLUTE`); else None.
+    Medians of every round: the rounds of another state are what there is. A cell timed in the
+    slow mode or with unstable samples stays not comparable."""
+    if not (mb.other_state or mc.other_state) or any(m.slow or m.unstable for m in (mb, mc)) or not (mb.value and mc.value):
+        return None
+    ratio, limit, what = mc.value / mb.value, GROSS_ABSOLUTE, "its own timings"
+    if partner and all(p.value and not p.slow and not p.unstable for p in partner):
+        ratio, limit, what = ratio / (partner[1].value / partner[0].value), GROSS_RELATIVE, "its ratio to the baseline's cell"
+    worse = ratio if rule.higher_is_worse else 1 / ratio
+    if limit ** -1 < worse < limit:
+        return None
+    side = "baseline" if mb.other_state else "current"
+    return Verdict(REGRESSION if worse > 1 else IMPROVEMENT, mc.value / mb.value, None, None,
+                   f"medians of every round, across machine states ({side}: {mb.other_state or mc.other_state})",
+                   f"timed in another machine state, but {what} moved x{ratio:.2f}, past the x{limit:g} a state switch makes")
+
+
 def _fastest_probe(rows: Iterable[dict[str, Any]]) -> float | None:
     probes = [p for r in rows for p in (r.get("metrics", {}).get("latency", {}) or {}).get("speed_probe_s", []) or [] if p > 0]
     return min(probes) if probes else None
@@ -870,6 +898,9 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
                 elif pkey in verdicts and verdicts[pkey].status != UNCHANGED and "the baseline's cell is not comparable" not in v.method:
                     v.method += f"; the baseline's cell changed ({verdicts[pkey].status})"
             verdicts[key] = v
+        for key, _, mb, mc, pkey in items:
+            if verdicts[key].status == NOT_COMPARABLE and rule.judged and mb.timed and mc.timed:
+                verdicts[key] = gross_change(mb, mc, by_key.get(pkey) if pkey else None, rule) or verdicts[key]
         for key, name, mb, mc, _ in items:
             cmp.results.append(MetricResult(key, name, metric, mc.unit or mb.unit, mb.value, mc.value, rule.threshold, verdicts[key]))
     cmp.results.sort(key=lambda r: (r.name, r.metric))

@@ -282,9 +282,13 @@ def test_a_three_round_suite_keeps_its_rounds_when_one_was_timed_in_the_other_st
     cur = _state_rows("r2", 2, slower_rounds=(3,), int8_level=0.0106 * 2, rounds=3)
     (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, cur).results if r.name.startswith("int8") and r.metric == "latency"]
     assert v.status == REGRESSION and "3+3 round medians" in v.method, v
-    two_off = _state_rows("r2", 2, slower_rounds=(2, 3), int8_level=0.0106 * 2, rounds=3)
+    two_off = _state_rows("r2", 2, slower_rounds=(2, 3), int8_level=0.0106 * 1.3, rounds=3)
     (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, two_off).results if r.name.startswith("int8") and r.metric == "latency"]
     assert v.status == NOT_COMPARABLE and "2 of 3 rounds timed in another machine state" in v.reason, v
+    # 2x is past what a switch of state does: flagged across states
+    two_off = _state_rows("r2", 2, slower_rounds=(2, 3), int8_level=0.0106 * 2, rounds=3)
+    (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, two_off).results if r.name.startswith("int8") and r.metric == "latency"]
+    assert v.status == REGRESSION and "a state switch makes" in v.reason, v
 
 
 def test_one_wild_round_in_ten_is_trimmed_rather_than_hiding_a_slowdown_or_voiding_the_cell(monkeypatch):
@@ -597,11 +601,20 @@ def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_fl
     first = _run(tmp_path, "first", db, degrade_env)
     second = _run(tmp_path, "second", db, degrade_env)
     same = cli("compare", "--baseline", str(first), "--current", str(second), "--history", str(db))
+    runs = 2
+    if same.returncode == 1:
+        # compare allows a false alarm in about 1 of 100 compares of unchanged runs (3 rounds here, so
+        # rarer only on paper): one more unchanged run must then be clean; two in a row fails the test
+        first, second, runs = second, _run(tmp_path, "second-again", db, degrade_env), 3
+        same = cli("compare", "--baseline", str(first), "--current", str(second), "--history", str(db))
     assert same.returncode == 0, same.stdout + same.stderr
     assert "no regression" in same.stdout
 
-    slowed = _run(tmp_path, "slowed", db, degrade_env, degrade="quantize:slow=1.0")  # 2x: cannot flake
-    res = cli("compare", "--baseline", str(second), "--current", str(slowed), "--history", str(db))
+    _run(tmp_path, "slowed", db, degrade_env, degrade="quantize:slow=1.0")  # 2x: cannot flake
+    # as nightly: the last run against the one before it, looking further back for a cell timed in
+    # another machine state than that one
+    res = cli("compare", "--history", str(db))
+    assert f"against {json.loads((second / 'run.json').read_text())['run_id']}" in res.stdout, res.stdout
     lat = [li for li in res.stdout.splitlines() if "latency" in li and "torch-dynamic-int8" in li]
     if lat and "NOT COMPARABLE" in lat[0]:
         pytest.skip(f"the machine was in its slow mode or another state during one of the runs: {lat[0]}")
@@ -618,7 +631,7 @@ def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_fl
 
     # every finished run is in the history; last-green skips the runs that regressed
     listing = cli("history", "--history", str(db), "--suite", "nightly-tiny")
-    assert listing.returncode == 0 and "4 runs in" in listing.stdout
+    assert listing.returncode == 0 and f"{runs + 2} runs in" in listing.stdout
     second_id = json.loads((second / "run.json").read_text())["run_id"]
     green = cli("compare", "--baseline", "last-green", "--history", str(db), "--json", str(tmp_path / "g.json"))
     assert json.loads((tmp_path / "g.json").read_text())["baseline"]["run_id"] == second_id, green.stdout
@@ -647,3 +660,32 @@ def test_history_noise_sets_a_step_and_a_run_in_another_state_aside():
     disturbed = [x + (0.20 if i >= 20 else 0.0) + (0.15 if i == 8 else 0.0) for i, x in enumerate(series)]
     n = noise_from_series(disturbed)
     assert n.var < 1.5 * clean.var and "3 set aside" in n.source
+
+
+def test_a_change_past_what_a_machine_state_switch_does_is_flagged_across_states():
+    """A cell timed in another machine state than the baseline's is not comparable, unless its change
+    is past what a switch of state does (ratio to the baseline's cell: at most 1.24x in the stored
+    hours): the e2e test's 2x slower int8 cell came out "not comparable" on the VM."""
+    m1, m2 = {**meta("r1", "1"), "baseline": "none"}, {**meta("r2", "2"), "baseline": "none"}
+
+    def rows(run, seed, int8, probe):
+        return [row("none", 1, 0.010, seed=seed, run=run, rounds=10, probe=probe),
+                row("int8", 1, 0.008 * int8, seed=seed, run=run, rounds=10, probe=probe)]
+
+    base = rows("r1", 1, 1.0, 2.7e-4)  # the baseline run sat in the machine's other state
+    lat = {r.name.split(" ")[0]: r.verdict for r in compare_runs(m1, base, m2, rows("r2", 2, 2.0, 2.5e-4)).results
+           if r.metric == "latency"}
+    assert lat["int8"].status == REGRESSION and "past the x1.5 a state switch makes" in lat["int8"].reason, lat
+    assert lat["none"].status == NOT_COMPARABLE, lat
+    # 1.2x is within what a state switch does to the ratio: not comparable, not flagged
+    lat = {r.name.split(" ")[0]: r.verdict for r in compare_runs(m1, base, m2, rows("r2", 2, 1.2, 2.5e-4)).results
+           if r.metric == "latency"}
+    assert lat["int8"].status == NOT_COMPARABLE, lat
+    # 2x faster: an improvement, and a cell in the slow mode stays not comparable whatever it did
+    lat = {r.name.split(" ")[0]: r.verdict for r in compare_runs(m1, base, m2, rows("r2", 2, 0.5, 2.5e-4)).results
+           if r.metric == "latency"}
+    assert lat["int8"].status == IMPROVEMENT, lat
+    slow = rows("r2", 2, 2.0, 2.5e-4)
+    slow[1]["slow_machine"] = "speed probe 12x the fastest"
+    lat = {r.name.split(" ")[0]: r.verdict for r in compare_runs(m1, base, m2, slow).results if r.metric == "latency"}
+    assert lat["int8"].status == NOT_COMPARABLE, lat
