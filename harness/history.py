@@ -386,10 +386,10 @@ def verdict_against_predecessor(h: History, meta: dict[str, Any], rows: list[dic
 
 
 #: how many runs before the baseline compare looks through for a cell the baseline could not judge
-#: (a week of nightlies). benchmarks/false_alarm.py, stored hours judged nightly-like (each run against
-#: the unchanged run before it): a 5% slowdown caught in 61 of 90 trials where the baseline alone
-#: caught 55 (not comparable: 21 where it was 29), no false alarm in 149 compares of unchanged runs
-#: either way; looking back 3 runs or 15 made no difference within an hour
+#: (a week of nightlies). benchmarks/false_alarm.py, eleven stored hours judged nightly-like (each run
+#: against the unchanged run before it): a 5% slowdown caught in 61 of 102 trials where the baseline
+#: alone caught 55, no false alarm in 162 compares of unchanged runs either way. Judged without the
+#: history's noise, looking back 3 runs or 15 instead of 7 changed nothing: an hour has few states
 LOOK_BACK = 7
 
 
