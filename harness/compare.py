@@ -879,6 +879,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
                         v = v2
             else:
                 v = absolute(key, mb, mc)
+                stood_in = False  # the run's other baseline cells stood in for a baseline's cell not comparable
                 if pkey in verdicts and verdicts[pkey].status == NOT_COMPARABLE and v.status != NOT_COMPARABLE:
                     # the baseline's cell was timed in another machine state (or unstable): the run's other
                     # baseline cells stand in for it, and, unable to tell whether they moved alone, the change
@@ -892,16 +893,15 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
                         if v2.status in (REGRESSION, IMPROVEMENT) and (own is None or own * math.log(v2.ratio) <= 0):
                             v2.method += f"; not flagged: its own timings moved {math.expm1(own or 0.0):+.1%}"
                             v2.status = UNCHANGED
-                        v = v2
+                        v, stood_in = v2, True
                 if key in own_steadier and pkey in verdicts and verdicts[pkey].status == UNCHANGED:
                     v.method += "; absolute timings: in the history they drift less than the ratio to the baseline's cell"
-                elif pkey in verdicts and verdicts[pkey].status != UNCHANGED and "the baseline's cell is not comparable" not in v.method:
+                elif pkey in verdicts and verdicts[pkey].status != UNCHANGED and not stood_in:
                     v.method += f"; the baseline's cell changed ({verdicts[pkey].status})"
             verdicts[key] = v
-        for key, _, mb, mc, pkey in items:
+        for key, name, mb, mc, pkey in items:
             if verdicts[key].status == NOT_COMPARABLE and rule.judged and mb.timed and mc.timed:
                 verdicts[key] = gross_change(mb, mc, by_key.get(pkey) if pkey else None, rule) or verdicts[key]
-        for key, name, mb, mc, _ in items:
             cmp.results.append(MetricResult(key, name, metric, mc.unit or mb.unit, mb.value, mc.value, rule.threshold, verdicts[key]))
     cmp.results.sort(key=lambda r: (r.name, r.metric))
     unreplicated = sum(1 for r in cmp.results if r.verdict.method.startswith("asv's rule"))
