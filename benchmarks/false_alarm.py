@@ -53,7 +53,7 @@ data: {{name: pydoc-text, split: heldout}}
 backend: cpu
 threads: {threads}
 workload: {{kind: forward, batch: [1, 8], seq_len: 128}}
-measure: {{warmup: auto, min_reps: 20, min_time_s: {min_time}, max_time_s: 20, metrics: [latency, memory]}}
+measure: {{warmup: auto, min_reps: 20, min_time_s: {min_time}, max_time_s: 20, metrics: [latency, memory]{settle}}}
 baseline: none
 techniques:
   - none
@@ -64,12 +64,13 @@ timeout: 300
 
 
 def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdowns: list[float], min_time: float,
-            threads: int) -> None:
+            threads: int, settle: float = 0.0) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")]))
     sys.path.insert(0, str(HERE))
     from optbench.testing import run_suite_yaml
 
-    text = SUITE.format(min_time=min_time, rounds=rounds, threads=threads)
+    text = SUITE.format(min_time=min_time, rounds=rounds, threads=threads,
+                       settle=f", settle_s: {settle:g}" if settle else "")
     slowed = [level for _ in range(n_slowed) for level in slowdowns]  # the levels take turns
     order: list[float | None] = [None] * n_unchanged
     order = [k for pair in itertools.zip_longest(order, slowed, fillvalue=False) for k in pair if k is not False]
@@ -261,12 +262,14 @@ def main() -> None:
                     help="0.05 = 5%% slower; several levels take turns, --slowed runs of each")
     ap.add_argument("--min-time", type=float, default=0.5, help="measure.min_time_s of each cell round (the nightly example's: 0.5)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per cell (the quickstart's: 2)")
+    ap.add_argument("--settle", type=float, default=0.0, metavar="S",
+                    help="measure.settle_s of each cell: wait up to S s for the machine state of its earlier rounds (default 0: off)")
     ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.reuse:
-        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time, args.threads)
+        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time, args.threads, args.settle)
     analyse(out, args.slowdown[0])
 
 

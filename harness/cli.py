@@ -47,6 +47,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = sum(1 for r in outcome.rows if r["status"] == "failed")
     ran = f"{outcome.ran} cells run" if outcome.rounds == 1 else f"{outcome.ran} cell runs ({outcome.rounds} interleaved rounds)"
     print(f"{suite.name}: {ran}, {outcome.skipped_as_done} already done, {failed} failed, in {wall:.1f} s")
+    later = [e for r in outcome.rows for e in r.get("metrics", {}).get("latency", {}).get("rounds", []) if "waited_s" in e]
+    if later:  # measure.settle_s: what waiting for the machine state cost
+        waited = [e["waited_s"] for e in later if e["waited_s"] > 0]
+        print(f"  settle_s: {len(waited)} of {len(later)} later cell rounds waited for their machine state, "
+              f"{sum(waited):.0f} s in all; {sum(e['set_aside'] for e in later)} timings set aside")
     for p in outcome.reports + [str(out / "results.jsonl")]:
         print(f"  {p}")
     if outcome.interrupted:

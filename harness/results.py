@@ -116,6 +116,8 @@ def _round_entry(row: dict[str, Any], name: str) -> dict[str, Any]:
         entry["probe"] = m["speed_probe_s"][-1]
     if m.get("unstable"):
         entry["unstable"] = m.get("unstable_reason") or "unstable"
+    if m.get("settle"):  # measure.settle_s: how long the round waited for its state, how many timings it set aside
+        entry["waited_s"], entry["set_aside"] = m["settle"]["waited_s"], len(m["settle"]["set_aside"])
     return entry
 
 

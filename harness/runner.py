@@ -24,7 +24,7 @@ from . import envinfo
 from .cell import SCHEMA, child_main
 from .manager import PluginManager
 from .measure.allocator import allocator_env
-from .measure.latency import SLOW_MACHINE_FACTOR, probe_of
+from .measure.latency import SLOW_MACHINE_FACTOR, after_probe, probe_of
 from .results import RUN, ResultsFile, rows_by_cell, write_json_atomic
 from .suite import Suite
 
@@ -214,6 +214,13 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     interrupted = False
     ran = 0
     fastest_probe: float | None = None
+    # measure.settle_s: each cell's later rounds wait for the fastest machine state its earlier
+    # rounds were timed in (their speed probes after timing; a resumed run's finished ones count)
+    settle = bool(suite.measure.get("settle_s"))
+    states: dict[str, list[float]] = {}
+    for r in results.rows() if settle else ():
+        if after_probe(r):
+            states.setdefault(r["cell"], []).append(after_probe(r))
     if todo:
         # start the cell server now, so its one-time imports are not charged to the first cell
         t_server = time.perf_counter()
@@ -239,6 +246,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                     progress.advance(task)  # a cell that failed or skipped in round 1 has nothing to time again
                     continue
                 cell = {**cell, "round": rnd}
+                if states.get(cell["key"]):
+                    cell["state_level"] = min(states[cell["key"]])
                 progress.update(task, description=f"{suite.name}: {tag}{cell['technique']['label']} b={cell['workload']['batch']}")
                 pm.cell_started(cell)
                 started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -257,6 +266,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                     if probe > SLOW_MACHINE_FACTOR * fastest_probe:
                         row["slow_machine"] = f"speed probe {probe / fastest_probe:.1f}x the run's fastest so far"
                 results.append(row)
+                if settle and after_probe(row):
+                    states.setdefault(cell["key"], []).append(after_probe(row))
                 if rnd == 1:
                     first_round[cell["key"]] = row["status"]
                 ran += 1

@@ -144,6 +144,8 @@ def json_schema(pm: PluginManager | None = None) -> dict:
                     "eval_tokens": {"type": ["integer", "null"], "minimum": 1, "description": "tokens of the split to evaluate, from its start (default 16384; null: all)"},
                     "eval_seq_len": {"type": "integer", "minimum": 2},
                     "unstable_ratio": {"type": "number", "exclusiveMinimum": 1},
+                    "settle_s": {"type": "number", "minimum": 0,
+                                 "description": "rounds after the first: wait up to this many seconds for the machine state of the cell's earlier rounds (speed probe), and time again if it left it (default 0: off)"},
                 },
             },
             "baseline": {"type": "string"},

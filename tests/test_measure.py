@@ -11,6 +11,7 @@ import math
 import platform
 import re
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -590,3 +591,55 @@ def test_steady_allocator_takes_page_faults_out_of_the_timed_loop(tmp_path):
     assert env["steady"]["omp"]["MALLOC_TRIM_THRESHOLD_"] == str(1 << 30)
     assert "MALLOC_TRIM_THRESHOLD_" not in env["system"]["omp"]
     assert env["steady"]["id"] != env["system"]["id"]  # compare calls the two runs not comparable
+
+
+def test_settle_waits_for_the_state_and_gives_up_at_the_deadline():
+    now = [0.0]
+    probes = iter([210e-6, 205e-6, 176e-6, 300e-6])
+    probe, waited = latency.settle(170e-6, 0.04, deadline=10.0, clock=lambda: now[0],
+                                   sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: next(probes))
+    assert (probe, waited) == (176e-6, 0.5)  # 176 us is within 4% of 170: two pauses, then in the state
+    assert latency.in_state(150e-6, 170e-6, 0.04)  # a faster state is no reason to wait
+
+    now[0] = 0.0
+    probe, waited = latency.settle(170e-6, 0.04, deadline=1.0, probe=250e-6, clock=lambda: now[0],
+                                   sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: 250e-6)
+    assert (probe, waited) == (250e-6, 1.0)  # never came back: gives up at the deadline
+
+
+def _latency_ctx(state_level, settle_s):
+    from types import SimpleNamespace
+
+    def time_call(fn):
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    measure = {"warmup": 0, "min_reps": 3, "min_time_s": 0.0, "max_time_s": 1.0, "precision": None,
+               "unstable_ratio": 1.5, "settle_s": settle_s}
+    return SimpleNamespace(workload={"batch": 1, "seq_len": 4}, measure=measure, seed=0, device="cpu",
+                           model=nn.Embedding(256, 4), backend=SimpleNamespace(time_call=time_call), shared={},
+                           cell={"state_level": state_level})
+
+
+def test_latency_times_again_when_the_probe_after_timing_left_the_cells_state(monkeypatch):
+    from optbench.plugins.metrics import Latency
+
+    # before timing 172 us (in the state of 170), after it 200 us (left it), then 171 and 172
+    probes = iter([172e-6, 200e-6, 171e-6, 172e-6])
+    monkeypatch.setattr(latency, "speed_probe", lambda: next(probes))
+    lat = Latency().measure(_latency_ctx(170e-6, 5.0))["latency"]
+    assert lat["speed_probe_s"] == [171e-6, 172e-6]
+    assert [a["speed_probe_s"] for a in lat["settle"]["set_aside"]] == [[172e-6, 200e-6]]
+    assert lat["settle"]["level"] == 170e-6
+
+    # settle_s 0 (the default): timed once, whatever the probes say
+    probes = iter([172e-6, 200e-6])
+    lat = Latency().measure(_latency_ctx(170e-6, 0))["latency"]
+    assert lat["speed_probe_s"] == [172e-6, 200e-6] and "settle" not in lat
+
+    # the state does not come back before the deadline: the first timing stands
+    probes = iter([172e-6, 200e-6] + [210e-6] * 1000)
+    lat = Latency().measure(_latency_ctx(170e-6, 0.3))["latency"]
+    assert lat["speed_probe_s"] == [172e-6, 200e-6] and lat["settle"]["set_aside"] == []
+    assert lat["settle"]["waited_s"] >= 0.25

@@ -223,3 +223,25 @@ def test_merge_rounds_flags_rounds_that_disagree_and_a_failed_round():
 
     failed = merge_rounds([row(1, [1.0] * 6), row(2, [1.0] * 6, status="failed")])
     assert failed["status"] == "failed" and failed["reason"] == "round 2: boom"
+
+
+def test_settle_gives_a_cells_later_rounds_the_fastest_state_of_its_earlier_ones(tmp_path):
+    suite = tmp_path / "s.yaml"
+    text = suite_text("[none]").replace("timeout: 60", "timeout: 60\nrounds: 3")
+    suite.write_text(text.replace("eval_seq_len: 32}", "eval_seq_len: 32, settle_s: 2}"))
+    out = tmp_path / "out"
+    run = cli("run", str(suite), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    lats = [r["metrics"]["latency"] for r in rows_of(out)]
+    assert "settle" not in lats[0]  # round 1 has no earlier state to wait for
+    assert lats[1]["settle"]["level"] == lats[0]["speed_probe_s"][-1]
+    assert lats[2]["settle"]["level"] == min(lats[0]["speed_probe_s"][-1], lats[1]["speed_probe_s"][-1])
+    for lat in lats[1:]:
+        assert 0 <= lat["settle"]["waited_s"] and all(len(a["speed_probe_s"]) == 2 for a in lat["settle"]["set_aside"])
+
+    from optbench.results import read_rows, rows_by_cell
+
+    (merged,) = rows_by_cell(read_rows(out)).values()
+    rounds = merged["metrics"]["latency"]["rounds"]
+    assert "waited_s" not in rounds[0] and all("waited_s" in r and "set_aside" in r for r in rounds[1:])
+    assert "later cell rounds waited for their machine state" in run.stdout

@@ -129,6 +129,33 @@ def speed_probe(reps: int = 60, warmup: int = 10) -> float:
     return statistics.median(times)
 
 
+def in_state(probe: float, level: float, margin: float) -> bool:
+    """Whether a speed probe lies in the state whose probes sit at ``level``: at most ``margin`` over it
+    (faster is in: a cell settles on the fastest state it has seen, see :func:`settle`)."""
+    return probe <= level * (1 + margin)
+
+
+def settle(level: float, margin: float, deadline: float, probe: float | None = None, *,
+           clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
+           take_probe: Callable[[], float] | None = None, pause: float = 0.25) -> tuple[float, float]:
+    """Wait until the machine is back in the state whose speed probes sit at ``level``.
+
+    The 2-core VM switches state every few seconds to minutes (probe 170 us, then 185, then 210,
+    kernels slowing unalike), and a cell timed in another state than its other rounds cannot be
+    compared (:func:`optbench.compare.usable_rounds`). Probes every ``pause`` seconds, from
+    ``probe`` (taken already) on, until one is in the state or ``clock`` passes ``deadline``.
+    Returns the last probe and the seconds waited; the caller times whatever state it ends in.
+    """
+    take_probe = take_probe or speed_probe
+    start = clock()
+    if probe is None:
+        probe = take_probe()
+    while not in_state(probe, level, margin) and clock() < deadline:
+        sleep(pause)
+        probe = take_probe()
+    return probe, clock() - start
+
+
 SLOW_MACHINE_FACTOR = 3.0  # the slow mode is 10-30x; a quiet machine's probe varies under 2x
 
 
@@ -136,6 +163,12 @@ def probe_of(row: dict[str, Any]) -> float | None:
     """The slower of a result row's two speed probes, or None if it has none."""
     probes = row.get("metrics", {}).get("latency", {}).get("speed_probe_s")
     return max(probes) if probes else None
+
+
+def after_probe(row: dict[str, Any]) -> float | None:
+    """A result row's speed probe after timing (the machine's state, see :func:`speed_probe`), or None."""
+    probes = row.get("metrics", {}).get("latency", {}).get("speed_probe_s")
+    return probes[-1] if probes else None
 
 
 def parse_percent(text: str | float) -> float:
