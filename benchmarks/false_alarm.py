@@ -28,8 +28,8 @@ earlier runs' noise, and a cell the run before cannot judge judged against an ea
 
 ``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
 was written next to them count as ``--slowdown``'s first value). The defaults are the settings
-of examples/ci/nightly-suite.yaml (20 rounds, min_time_s 0.5): about 180 s a run on the 2-core
-VM. Nothing else may run on the machine meanwhile.
+of examples/ci/nightly-suite.yaml (20 rounds, min_time_s 0.5, settle_s 6): about 180 s a run on
+the 2-core VM when it is quiet, 250-470 s when it is not. Nothing else may run on the machine meanwhile.
 """
 
 from __future__ import annotations
@@ -262,8 +262,8 @@ def main() -> None:
                     help="0.05 = 5%% slower; several levels take turns, --slowed runs of each")
     ap.add_argument("--min-time", type=float, default=0.5, help="measure.min_time_s of each cell round (the nightly example's: 0.5)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per cell (the quickstart's: 2)")
-    ap.add_argument("--settle", type=float, default=0.0, metavar="S",
-                    help="measure.settle_s of each cell: wait up to S s for the machine state of its earlier rounds (default 0: off)")
+    ap.add_argument("--settle", type=float, default=6.0, metavar="S",
+                    help="measure.settle_s: a cell's later rounds wait up to S s for the machine state of its earlier ones (the nightly example's: 6; 0: off)")
     ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
     args = ap.parse_args()
     out = Path(args.out)
