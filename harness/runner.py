@@ -219,8 +219,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     settle = bool(suite.measure.get("settle_s"))
     states: dict[str, list[float]] = {}
     for r in results.rows() if settle else ():
-        if after_probe(r):
-            states.setdefault(r["cell"], []).append(after_probe(r))
+        if p := after_probe(r):
+            states.setdefault(r["cell"], []).append(p)
     if todo:
         # start the cell server now, so its one-time imports are not charged to the first cell
         t_server = time.perf_counter()
@@ -266,8 +266,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                     if probe > SLOW_MACHINE_FACTOR * fastest_probe:
                         row["slow_machine"] = f"speed probe {probe / fastest_probe:.1f}x the run's fastest so far"
                 results.append(row)
-                if settle and after_probe(row):
-                    states.setdefault(cell["key"], []).append(after_probe(row))
+                if settle and (p := after_probe(row)):
+                    states.setdefault(cell["key"], []).append(p)
                 if rnd == 1:
                     first_round[cell["key"]] = row["status"]
                 ran += 1
