@@ -585,9 +585,12 @@ def test_steady_allocator_takes_page_faults_out_of_the_timed_loop(tmp_path):
         assert row["status"] == "ok", row["reason"]
         faults[allocator] = row["metrics"]["latency"]["page_faults_per_rep"]
         env[allocator] = json.loads((tmp_path / allocator / "run.json").read_text())["environment"]
-    # steady: the few faults left are the heap's first growth inside the short warm-up (0-60 seen);
-    # system: ~4,000 per pass
-    assert faults["steady"] < 300 < 1000 < faults["system"], faults
+    # steady: the few faults left are the heap's first growth inside the short warm-up (0-60 seen,
+    # 206-411 on a later VM host); a heap that hands the buffers back faults ~4,000-5,000 times a
+    # pass. glibc's defaults do that or not depending on what the process freed earlier (its mmap
+    # threshold rises when a large chunk is freed): 0.6, 206 and 5,002 per pass seen on one day,
+    # so only the steady setting's bound is asserted
+    assert faults["steady"] < 1000, faults
     assert env["steady"]["omp"]["MALLOC_TRIM_THRESHOLD_"] == str(1 << 30)
     assert "MALLOC_TRIM_THRESHOLD_" not in env["system"]["omp"]
     assert env["steady"]["id"] != env["system"]["id"]  # compare calls the two runs not comparable
