@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .envinfo import FINGERPRINT_KEYS
-from .measure.latency import parse_percent
+from .measure.latency import STATE_MARGIN, parse_percent
 
 #: one-sided significance level of one test: asv's p < 0.002 two-sided is p < 0.001 one-sided
 ALPHA = 0.001
@@ -66,8 +66,8 @@ SLOW_FACTOR = 3.0
 #: slow alike (int8/none at batch 1: 1.09-1.13x in the steady state, 1.28-1.31x in the slower one),
 #: so no ratio carries across states. The probes each cell takes after timing tell the states apart
 #: (steady 189-196 us, slower 198-206 us): compare keeps the rounds whose probe lies in the window of
-#: this width that holds most of the cell's probes in both runs, and leaves out the others.
-STATE_MARGIN = 0.04
+#: STATE_MARGIN's width (optbench.measure.latency, which settles on a state with the same width)
+#: that holds most of the cell's probes in both runs, and leaves out the others.
 #: the baseline's cell of a round is the reference of a technique's cell unless it moved against the
 #: run's other baseline cells (the other workloads' ones) with p under this, a loose test. Where it
 #: did, in the direction of the change, the change must show in the cell's own timings too; where it

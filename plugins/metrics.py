@@ -33,7 +33,6 @@ class Latency(Metric):
         import time
 
         import torch
-        from optbench.compare import STATE_MARGIN
         from optbench.measure import latency
         from optbench.measure.allocator import minor_faults
 
@@ -64,17 +63,18 @@ class Latency(Metric):
         # rounds (state_level, from the runner) and time again when the probe after timing says it
         # left that state; what was set aside is recorded, never hidden
         level, budget = ctx.cell.get("state_level"), m.get("settle_s") or 0
+        settling = bool(level and budget)
         deadline = time.perf_counter() + budget
         waited, set_aside = 0.0, []
         probe_before = latency.speed_probe()
-        if level and budget:
-            probe_before, waited = latency.settle(level, STATE_MARGIN, deadline, probe_before)
+        if settling:
+            probe_before, waited = latency.settle(level, deadline, probe_before)
         stats = timing()
         probe_after = latency.speed_probe()
-        while level and budget and not latency.in_state(probe_after, level, STATE_MARGIN) and time.perf_counter() < deadline:
-            probe, w = latency.settle(level, STATE_MARGIN, deadline)
+        while settling and not latency.in_state(probe_after, level) and time.perf_counter() < deadline:
+            probe, w = latency.settle(level, deadline)
             waited += w
-            if not latency.in_state(probe, level, STATE_MARGIN):
+            if not latency.in_state(probe, level):
                 break  # the state did not come back in time: the timing stands, its probe says where it was
             set_aside.append({"median": stats.median, "speed_probe_s": [probe_before, probe_after]})
             probe_before, stats = probe, timing()
@@ -82,7 +82,7 @@ class Latency(Metric):
         ctx.shared["latency_median_s"] = stats.median  # for the mfu metric: FLOPs over this median
         tokens = wl["batch"] * wl["seq_len"]
         per_rep = sum(faults[-stats.n:]) / stats.n
-        settled = {"settle": {"level": level, "waited_s": round(waited, 3), "set_aside": set_aside}} if level and budget else {}
+        settled = {"settle": {"level": level, "waited_s": round(waited, 3), "set_aside": set_aside}} if settling else {}
         return {
             "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after], "unstable_ratio": m["unstable_ratio"],
                         "page_faults_per_rep": round(per_rep, 1), **settled},

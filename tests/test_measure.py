@@ -599,13 +599,13 @@ def test_steady_allocator_takes_page_faults_out_of_the_timed_loop(tmp_path):
 def test_settle_waits_for_the_state_and_gives_up_at_the_deadline():
     now = [0.0]
     probes = iter([210e-6, 205e-6, 176e-6, 300e-6])
-    probe, waited = latency.settle(170e-6, 0.04, deadline=10.0, clock=lambda: now[0],
+    probe, waited = latency.settle(170e-6, deadline=10.0, clock=lambda: now[0],
                                    sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: next(probes))
     assert (probe, waited) == (176e-6, 0.5)  # 176 us is within 4% of 170: two pauses, then in the state
-    assert latency.in_state(150e-6, 170e-6, 0.04)  # a faster state is no reason to wait
+    assert latency.in_state(150e-6, 170e-6)  # a faster state is no reason to wait
 
     now[0] = 0.0
-    probe, waited = latency.settle(170e-6, 0.04, deadline=1.0, probe=250e-6, clock=lambda: now[0],
+    probe, waited = latency.settle(170e-6, deadline=1.0, probe=250e-6, clock=lambda: now[0],
                                    sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: 250e-6)
     assert (probe, waited) == (250e-6, 1.0)  # never came back: gives up at the deadline
 

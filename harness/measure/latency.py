@@ -111,7 +111,7 @@ def speed_probe(reps: int = 60, warmup: int = 10) -> float:
     OpenMP busy-wait under host load makes everything ~10-30x slower for minutes) looks
     steady. Comparing this probe across the cells of a run exposes it. The probe after
     timing (a warm process) also tells the VM's two speed states apart, which compare
-    needs (``compare.STATE_MARGIN``): 190-193 us in the steady one, 201-206 us in the
+    needs (:data:`STATE_MARGIN`): 190-193 us in the steady one, 201-206 us in the
     slower one, where a 15-repetition probe varied 188-196 us within one state.
     """
     import torch
@@ -129,13 +129,18 @@ def speed_probe(reps: int = 60, warmup: int = 10) -> float:
     return statistics.median(times)
 
 
-def in_state(probe: float, level: float, margin: float) -> bool:
+#: how far over a state's level a speed probe still counts as that state (4%: a 60-repetition probe
+#: varied 188-196 us within one state); compare's window and settle_s's wait share it
+STATE_MARGIN = 0.04
+
+
+def in_state(probe: float, level: float, margin: float = STATE_MARGIN) -> bool:
     """Whether a speed probe lies in the state whose probes sit at ``level``: at most ``margin`` over it
     (faster is in: a cell settles on the fastest state it has seen, see :func:`settle`)."""
     return probe <= level * (1 + margin)
 
 
-def settle(level: float, margin: float, deadline: float, probe: float | None = None, *,
+def settle(level: float, deadline: float, probe: float | None = None, *, margin: float = STATE_MARGIN,
            clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
            take_probe: Callable[[], float] | None = None, pause: float = 0.25) -> tuple[float, float]:
     """Wait until the machine is back in the state whose speed probes sit at ``level``.
