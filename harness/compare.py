@@ -534,6 +534,9 @@ class MetricResult:
     threshold: float
     verdict: Verdict
     baseline_run: str | None = None  # set where the cell was judged against another run than the compare's baseline
+    #: 'regression' or 'improvement' where an unchanged verdict's 95% interval lies wholly past the
+    #: threshold but its p missed the compare's level (few rounds, wide test): shown, never failed
+    unconfirmed: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in asdict(self).items() if k != "verdict"}, **self.verdict.to_dict()}
@@ -561,6 +564,12 @@ class Comparison:
     suite_changed: bool = False
     trends: list[dict[str, Any]] = field(default_factory=list)   # recent steps from the history
     notes: list[str] = field(default_factory=list)
+    alpha: float = ALPHA          # the one-sided level each timed test was run at
+    timed_tests: int = 0          # how many timed tests shared the compare's family rate
+
+    @property
+    def unconfirmed(self) -> list[MetricResult]:
+        return [r for r in self.results if r.unconfirmed]
 
     @property
     def regressions(self) -> list[MetricResult]:
@@ -586,7 +595,8 @@ class Comparison:
         return {"baseline": self.baseline, "current": self.current, "regressed": self.regressed,
                 "results": [r.to_dict() for r in self.results], "cells": [asdict(c) for c in self.cells],
                 "added": self.added, "removed": self.removed, "environment": self.environment,
-                "suite_changed": self.suite_changed, "trends": self.trends, "notes": self.notes}
+                "suite_changed": self.suite_changed, "trends": self.trends, "notes": self.notes,
+                "alpha": self.alpha, "timed_tests": self.timed_tests}
 
 
 def run_summary(meta: dict[str, Any]) -> dict[str, Any]:
@@ -729,6 +739,21 @@ def gross_change(mb: Measurement, mc: Measurement, partner: tuple[Measurement, M
                    f"timed in another machine state, but {what} moved x{ratio:.2f}, past the x{limit:g} a state switch makes")
 
 
+def unconfirmed(v: Verdict, rule: MetricRule, alpha: float) -> str:
+    """'regression' or 'improvement' where an unchanged verdict's 95% interval lies wholly past the
+    threshold and only its p missed ``alpha`` (a 3-round run with one round in another state: x1.90
+    [1.15, 3.14], p 0.012 against 0.005), else ''. Verdicts left unchanged on purpose (the
+    baseline's cell moved, not this one) passed the test and are not marked."""
+    if v.status != UNCHANGED or not rule.judged or not v.ci95 or v.p is None or v.p < alpha:
+        return ""
+    lo, hi = v.ci95
+    if lo > 1 + rule.threshold:
+        return REGRESSION if rule.higher_is_worse else IMPROVEMENT
+    if hi < 1 / (1 + rule.threshold):
+        return IMPROVEMENT if rule.higher_is_worse else REGRESSION
+    return ""
+
+
 def _fastest_probe(rows: Iterable[dict[str, Any]]) -> float | None:
     probes = [p for r in rows for p in (r.get("metrics", {}).get("latency", {}) or {}).get("speed_probe_s", []) or [] if p > 0]
     return min(probes) if probes else None
@@ -808,6 +833,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
     n_timed = sum(1 for metric, items in metrics_of.items() if rule_for(metric, thresholds).judged
                   for _, _, mb, mc, _ in items if mb.timed or mc.timed)
     alpha = family_alpha / max(1, n_timed)
+    cmp.alpha, cmp.timed_tests = alpha, n_timed
     for metric, items in metrics_of.items():
         rule = rule_for(metric, thresholds)
         clean = [(mb, mc) for _, _, mb, mc, _ in items if mb.timed and not screen(mb, mc)]
@@ -902,7 +928,8 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
         for key, name, mb, mc, pkey in items:
             if verdicts[key].status == NOT_COMPARABLE and rule.judged and mb.timed and mc.timed:
                 verdicts[key] = gross_change(mb, mc, by_key.get(pkey) if pkey else None, rule) or verdicts[key]
-            cmp.results.append(MetricResult(key, name, metric, mc.unit or mb.unit, mb.value, mc.value, rule.threshold, verdicts[key]))
+            cmp.results.append(MetricResult(key, name, metric, mc.unit or mb.unit, mb.value, mc.value, rule.threshold, verdicts[key],
+                                            unconfirmed=unconfirmed(verdicts[key], rule, alpha)))
     cmp.results.sort(key=lambda r: (r.name, r.metric))
     unreplicated = sum(1 for r in cmp.results if r.verdict.method.startswith("asv's rule"))
     if unreplicated:

@@ -55,13 +55,32 @@ def _verdict_line(cmp: Comparison) -> str:
              f"{len(judged)} cell metrics compared"]
     if cmp.not_comparable:
         parts.append(f"{len(cmp.not_comparable)} not comparable")
+    if cmp.unconfirmed:
+        parts.append(f"{len(cmp.unconfirmed)} unconfirmed")
     if cmp.added or cmp.removed:
         parts.append(f"{len(cmp.added)} cells added, {len(cmp.removed)} removed")
     return ", ".join(parts)
 
 
 def _notable(cmp: Comparison) -> list[MetricResult]:
-    return [r for r in cmp.results if r.verdict.status in (REGRESSION, IMPROVEMENT, NOT_COMPARABLE)]
+    return [r for r in cmp.results if r.verdict.status in (REGRESSION, IMPROVEMENT, NOT_COMPARABLE) or r.unconfirmed]
+
+
+def _status(r: MetricResult) -> str:
+    return f"unconfirmed {r.unconfirmed}" if r.unconfirmed else r.verdict.status
+
+
+def _family(cmp: Comparison) -> str:
+    n = max(1, cmp.timed_tests)
+    return f"a {cmp.alpha * n:.0%} false-alarm rate over {n} timed test{'s' * (n != 1)}"
+
+
+def _why(r: MetricResult, cmp: Comparison) -> str:
+    """The verdict's reason; for an unconfirmed change, why it is not flagged."""
+    if r.unconfirmed:
+        return (f"past the threshold at 95% confidence, but p={r.verdict.p:.2g} is not under the {cmp.alpha:.2g} a flag needs "
+                f"here, {_family(cmp)}: more rounds would settle it")
+    return r.verdict.reason
 
 
 def text_summary(cmp: Comparison) -> str:
@@ -70,8 +89,9 @@ def text_summary(cmp: Comparison) -> str:
     for c in cmp.cells:
         lines.append(f"  {c.status.upper():15} {c.name}: {c.reason}")
     for r in _notable(cmp):
-        why = f" ({r.verdict.reason})" if r.verdict.reason else ""
-        lines.append(f"  {r.verdict.status.upper():15} {r.name} {r.metric}: {fmt_value(r.baseline, r.unit)} -> "
+        why = f" ({_why(r, cmp)})" if _why(r, cmp) else ""
+        lines.append(f"  {_status(r).upper() if r.unconfirmed else r.verdict.status.upper():15} {r.name} {r.metric}: "
+                     f"{fmt_value(r.baseline, r.unit)} -> "
                      f"{fmt_value(r.current, r.unit)} {fmt_change(r)}, threshold {r.threshold:.0%}{why}")
     for name in cmp.added:
         lines.append(f"  ADDED           {name}")
@@ -106,9 +126,10 @@ def markdown(cmp: Comparison) -> str:
     if notable:
         out += ["| cell | metric | baseline | current | change [95% CI] | threshold | verdict |", "|---|---|---:|---:|---|---:|---|"]
         for r in notable:
-            why = f" ({_md_escape(r.verdict.reason)})" if r.verdict.reason else ""
+            why = f" ({_md_escape(_why(r, cmp))})" if _why(r, cmp) else ""
+            icon = "🟡" if r.unconfirmed else _ICON[r.verdict.status]
             out.append(f"| {_md_escape(r.name)} | {r.metric} | {fmt_value(r.baseline, r.unit)} | {fmt_value(r.current, r.unit)} | "
-                       f"{fmt_change(r)} | {r.threshold:.0%} | {_ICON[r.verdict.status]} {r.verdict.status}{why} |")
+                       f"{fmt_change(r)} | {r.threshold:.0%} | {icon} {_status(r)}{why} |")
         out.append("")
     if cmp.trends:
         out += ["**Steps in the history** (change-point detection over the recent runs):", ""]
@@ -124,8 +145,11 @@ def markdown(cmp: Comparison) -> str:
         out += [f"| {_md_escape(r.name)} | {r.metric} | {fmt_value(r.baseline, r.unit)} | {fmt_value(r.current, r.unit)} | "
                 f"{fmt_change(r)} | {r.threshold:.0%} |" for r in rest]
         out += ["", "</details>", ""]
-    out.append("A regression is flagged only when it is statistically significant (one-sided p < 0.001) and its interval "
-               "reaches the metric's threshold; cells measured while the machine was slow or unstable are not comparable.")
+    out.append(f"A regression is flagged only when it is statistically significant (one-sided p < {cmp.alpha:.2g}, "
+               f"{_family(cmp)}) and its interval "
+               "reaches the metric's threshold; cells measured while the machine was slow or unstable are not comparable. "
+               "An unconfirmed change is past the threshold at 95% confidence but not significant at that level: "
+               "it does not fail the compare.")
     return "\n".join(out) + "\n"
 
 

@@ -490,6 +490,34 @@ def test_the_timed_tests_of_one_compare_share_its_false_alarm_rate():
     assert v.status == UNCHANGED and not many.regressed, v
 
 
+def test_a_change_past_the_threshold_at_95_percent_but_short_of_the_compares_level_is_shown_unconfirmed():
+    """A 3-round run with one round in another state once left a 2x slowdown at x1.90 [1.15, 3.14],
+    p 0.012 against the 0.005 its compare needed: "no regression" alone hid it. Shown, never failed."""
+    from optbench.exports import markdown, text_summary
+
+    def judged(ratio, sd):
+        return compare_runs(meta("r1", "1"), [row("x", 1, 0.010, seed=1)], meta("r2", "2"),
+                            [row("x", 1, 0.010 * ratio, seed=2, run="r2")],
+                            history_noise={("x-1", "latency"): Noise(var=sd ** 2, df=1000, source="history")})
+
+    cmp = judged(1.946, 0.3)   # t = 2.22: p ~ 0.013 against 0.01 (one timed test), 95% interval [1.08, 3.5]
+    (r,) = [r for r in cmp.results if r.metric == "latency"]
+    assert r.verdict.status == UNCHANGED and r.verdict.p > cmp.alpha == 0.01 and r.verdict.ci95[0] > 1.05, r
+    assert r.unconfirmed == REGRESSION and not cmp.regressed and cmp.unconfirmed == [r]
+    text = text_summary(cmp)
+    assert "no regression" in text and "1 unconfirmed" in text, text
+    line = next(li for li in text.splitlines() if "UNCONFIRMED REGRESSION" in li)
+    assert "x cpu b=1 s=128 latency" in line and f"p={r.verdict.p:.2g} is not under the 0.01 a flag needs" in line, line
+    md = markdown(cmp)
+    assert "🟡 unconfirmed regression" in md and "one-sided p < 0.01, a 1% false-alarm rate over 1 timed test)" in md
+    assert {d["metric"]: d["unconfirmed"] for d in json.loads(json.dumps([x.to_dict() for x in cmp.results]))}["latency"] == REGRESSION
+    assert judged(1 / 1.946, 0.3).unconfirmed[0].unconfirmed == IMPROVEMENT
+    # an interval reaching back under the threshold is no more than unchanged; a significant change is flagged
+    assert not judged(1.6, 0.3).unconfirmed
+    flagged = judged(1.946, 0.25)
+    assert flagged.regressed and not flagged.unconfirmed
+
+
 # --- the CLI and CI outputs ---------------------------------------------------------------------------
 
 
