@@ -89,10 +89,9 @@ def text_summary(cmp: Comparison) -> str:
     for c in cmp.cells:
         lines.append(f"  {c.status.upper():15} {c.name}: {c.reason}")
     for r in _notable(cmp):
-        why = f" ({_why(r, cmp)})" if _why(r, cmp) else ""
-        lines.append(f"  {_status(r).upper() if r.unconfirmed else r.verdict.status.upper():15} {r.name} {r.metric}: "
-                     f"{fmt_value(r.baseline, r.unit)} -> "
-                     f"{fmt_value(r.current, r.unit)} {fmt_change(r)}, threshold {r.threshold:.0%}{why}")
+        why = _why(r, cmp)
+        lines.append(f"  {_status(r).upper():15} {r.name} {r.metric}: {fmt_value(r.baseline, r.unit)} -> "
+                     f"{fmt_value(r.current, r.unit)} {fmt_change(r)}, threshold {r.threshold:.0%}{f' ({why})' if why else ''}")
     for name in cmp.added:
         lines.append(f"  ADDED           {name}")
     for name in cmp.removed:
@@ -126,7 +125,8 @@ def markdown(cmp: Comparison) -> str:
     if notable:
         out += ["| cell | metric | baseline | current | change [95% CI] | threshold | verdict |", "|---|---|---:|---:|---|---:|---|"]
         for r in notable:
-            why = f" ({_md_escape(_why(r, cmp))})" if _why(r, cmp) else ""
+            why = _why(r, cmp)
+            why = f" ({_md_escape(why)})" if why else ""
             icon = "🟡" if r.unconfirmed else _ICON[r.verdict.status]
             out.append(f"| {_md_escape(r.name)} | {r.metric} | {fmt_value(r.baseline, r.unit)} | {fmt_value(r.current, r.unit)} | "
                        f"{fmt_change(r)} | {r.threshold:.0%} | {icon} {_status(r)}{why} |")
