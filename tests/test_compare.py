@@ -291,6 +291,35 @@ def test_a_three_round_suite_keeps_its_rounds_when_one_was_timed_in_the_other_st
     assert v.status == REGRESSION and "a state switch makes" in v.reason, v
 
 
+def test_a_twenty_round_run_mostly_in_another_state_is_judged_on_its_six_or_more_rounds_in_the_shared_one():
+    """In a noisy hour a 20-round run often has 7-8 rounds in the state of most rounds of both runs
+    and the rest in another: those 7 are replicates enough for the t-test (its df say how few), so
+    the cell is judged on them. Under 6 (and under half), not comparable. Rounds set aside as
+    unstable count against the rounds in the state, not against all 20."""
+    base_meta, cur_meta = {**meta("r1", "1"), "baseline": "none"}, {**meta("r2", "2"), "baseline": "none"}
+    base = _state_rows("r1", 1, rounds=20)
+
+    def int8(cur):
+        (v,) = [r.verdict for r in compare_runs(base_meta, base, cur_meta, cur).results
+                if r.name.startswith("int8") and r.metric == "latency"]
+        return v
+
+    seven = _state_rows("r2", 2, slower_rounds=range(8, 21), int8_level=0.0106 * 1.08, rounds=20)
+    v = int8(seven)
+    assert v.status == REGRESSION and "20+7 round medians" in v.method and v.ratio == pytest.approx(1.08, abs=0.02), v
+    assert int8(_state_rows("r2", 2, slower_rounds=range(8, 21), rounds=20)).status == UNCHANGED
+    five = _state_rows("r2", 2, slower_rounds=range(6, 21), int8_level=0.0106 * 1.08, rounds=20)
+    v = int8(five)
+    assert v.status == NOT_COMPARABLE and "15 of 20 rounds timed in another machine state" in v.reason, v
+    # 12 rounds in the state, 2 of them disturbed: 10 clean of 12 is enough (it is not 10 of 20)
+    twelve = _state_rows("r2", 2, slower_rounds=range(13, 21), int8_level=0.0106 * 1.08, rounds=20)
+    cell = next(r for r in twelve if r["cell"] == "int8-1")
+    for i in (2, 5):
+        cell["metrics"]["latency"]["rounds"][i]["unstable"] = "p90 is 1.73x the median"
+    v = int8(twelve)
+    assert v.status == REGRESSION and "20+10 round medians" in v.method, v
+
+
 def test_one_wild_round_in_ten_is_trimmed_rather_than_hiding_a_slowdown_or_voiding_the_cell(monkeypatch):
     """On the 2-core VM a few rounds in a hundred land 20-50% off the others (their process was
     disturbed), and a round's own samples are now and then bimodal. Neither may hide a real
