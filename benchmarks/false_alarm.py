@@ -29,7 +29,7 @@ earlier runs' noise, and a cell the run before cannot judge judged against an ea
 ``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
 was written next to them count as ``--slowdown``'s first value). The defaults are the settings
 of examples/ci/nightly-suite.yaml (20 rounds, min_time_s 0.5, settle_s 6): about 200-220 s a run
-on the 2-core VM when it is quiet, 250-470 s when it is not. Nothing else may run on the machine meanwhile.
+on the 2-core VM when it is quiet, 250-520 s when it is not. Nothing else may run on the machine meanwhile.
 """
 
 from __future__ import annotations
