@@ -669,16 +669,17 @@ def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_fl
 
     # 2x. With 3 rounds this went unflagged on a noisy evening (x1.90 [1.15, 3.14], p 0.012 against the
     # 0.005 two timed metrics get): 2 df cannot carry one round in another state. 5 rounds can.
-    _run(tmp_path, "slowed", db, degrade_env, degrade="quantize:slow=1.0")
+    slowed = _run(tmp_path, "slowed", db, degrade_env, degrade="quantize:slow=1.0")
     # as nightly: the last run against the one before it, looking further back for a cell timed in
     # another machine state than that one
     res = cli("compare", "--history", str(db))
     assert f"against {json.loads((second / 'run.json').read_text())['run_id']}" in res.stdout, res.stdout
     lat = [li for li in res.stdout.splitlines() if "latency" in li and "torch-dynamic-int8" in li]
-    if lat and "NOT COMPARABLE" in lat[0]:
-        pytest.skip(f"the machine was in its slow mode or another state during one of the runs: {lat[0]}")
-    assert res.returncode == 1, res.stdout + res.stderr
-    assert lat and lat[0].lstrip().startswith("REGRESSION"), res.stdout
+    # the machine's slow mode or another state can void the slowed cell: the rest is checked all the same
+    unjudged = f"the slowdown went unjudged, the machine was noisy: {lat[0].strip()}" if lat and "NOT COMPARABLE" in lat[0] else ""
+    if not unjudged:
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert lat and lat[0].lstrip().startswith("REGRESSION"), res.stdout
     assert not any(li.lstrip().startswith("REGRESSION") and "none" in li for li in res.stdout.splitlines()), res.stdout
 
     noisy = _run(tmp_path, "noisy", db, degrade_env, degrade="none:noise=0.5")
@@ -693,7 +694,12 @@ def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_fl
     assert listing.returncode == 0 and f"{runs + 2} runs in" in listing.stdout
     second_id = json.loads((second / "run.json").read_text())["run_id"]
     green = cli("compare", "--baseline", "last-green", "--history", str(db), "--json", str(tmp_path / "g.json"))
-    assert json.loads((tmp_path / "g.json").read_text())["baseline"]["run_id"] == second_id, green.stdout
+    green_id = json.loads((tmp_path / "g.json").read_text())["baseline"]["run_id"]
+    if not unjudged:
+        assert green_id == second_id, green.stdout
+    else:  # the slowed run was not flagged, so it may be the last green one
+        assert green_id in (second_id, json.loads((slowed / "run.json").read_text())["run_id"]), green.stdout
+        pytest.skip(unjudged)
 
 
 def test_history_noise_is_unbiased_and_its_degrees_of_freedom_match_its_spread():
