@@ -639,8 +639,9 @@ def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MAR
 
     With under half its rounds in that state and under :data:`STATE_ROUNDS`, ``m`` is marked
     ``other_state``; with under half of those clean, or its kept round medians (20% trimmed, as
-    :func:`decide` uses them) more than 1.5x apart, ``unstable``: either way not comparable. A single wild round among ten no longer
-    makes a cell not comparable; the trimmed test sets it aside. Rounds are left out only while
+    :func:`decide` uses them) more than 1.5x apart, ``unstable``: either way not comparable. A
+    single wild round among ten no longer makes a cell not comparable; the trimmed test sets it
+    aside. Rounds are left out only while
     :data:`MIN_ROUNDS` remain: of 3 rounds, a t-test on the 2 left has no power to speak of.
     """
     n = len(m.rounds)

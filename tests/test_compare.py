@@ -672,8 +672,9 @@ def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_fl
     slowed = _run(tmp_path, "slowed", db, degrade_env, degrade="quantize:slow=1.0")
     # as nightly: the last run against the one before it, looking further back for a cell timed in
     # another machine state than that one
+    second_id, slowed_id = (json.loads((d / "run.json").read_text())["run_id"] for d in (second, slowed))
     res = cli("compare", "--history", str(db))
-    assert f"against {json.loads((second / 'run.json').read_text())['run_id']}" in res.stdout, res.stdout
+    assert f"against {second_id}" in res.stdout, res.stdout
     lat = [li for li in res.stdout.splitlines() if "latency" in li and "torch-dynamic-int8" in li]
     # the machine's slow mode or another state can void the slowed cell: the rest is checked all the same
     unjudged = f"the slowdown went unjudged, the machine was noisy: {lat[0].strip()}" if lat and "NOT COMPARABLE" in lat[0] else ""
@@ -692,13 +693,12 @@ def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_fl
     # every finished run is in the history; last-green skips the runs that regressed
     listing = cli("history", "--history", str(db), "--suite", "nightly-tiny")
     assert listing.returncode == 0 and f"{runs + 2} runs in" in listing.stdout
-    second_id = json.loads((second / "run.json").read_text())["run_id"]
     green = cli("compare", "--baseline", "last-green", "--history", str(db), "--json", str(tmp_path / "g.json"))
     green_id = json.loads((tmp_path / "g.json").read_text())["baseline"]["run_id"]
     if not unjudged:
         assert green_id == second_id, green.stdout
     else:  # the slowed run was not flagged, so it may be the last green one
-        assert green_id in (second_id, json.loads((slowed / "run.json").read_text())["run_id"]), green.stdout
+        assert green_id in (second_id, slowed_id), green.stdout
         pytest.skip(unjudged)
 
 
