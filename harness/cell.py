@@ -107,8 +107,12 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
     # memory last, so peak RSS covers everything this cell did
     metrics.sort(key=lambda m: m.name == "memory")
     needs_baseline = [m for m in metrics if hasattr(m, "setup")]
+    # measure.paired_s, rounds after the first (memory is measured in the first): the latency metric
+    # also times this cell's model alternately with the suite baseline's, built here the same way
+    paired = (cell.get("round", 1) > 1 and bool(cell["measure"].get("paired_s")) and not ctx.baseline_is_self
+              and any(m.name == "latency" for m in metrics) and cell["workload"]["kind"] == "forward")
     t = time.perf_counter()
-    if needs_baseline:
+    if needs_baseline or paired:
         if ctx.baseline_is_self:
             baseline = model  # nothing to build
         else:
@@ -122,6 +126,8 @@ def _run(cell: dict[str, Any], settings: dict[str, Any], row: dict[str, Any], ph
             row["_phase"] = f"metric {m.name!r} setup from {pm.owner_where('metrics', m.name)}: "
             m.setup(ctx)
         ctx.baseline_model = None
+        if paired:
+            ctx.shared["paired_baseline"] = baseline
         del baseline
     phases["baseline"] = time.perf_counter() - t
 

@@ -83,7 +83,7 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         pooled = [x for p in parts for x in p["samples"]]
         ratio = parts[0].get("unstable_ratio", 1.5)
         stats = summarize(pooled, parts[0].get("warmup", 0), ratio).to_dict()
-        extra = {k: v for k, v in parts[0].items() if k not in stats and not isinstance(v, list)}
+        extra = {k: v for k, v in parts[0].items() if k not in stats and k != "paired" and not isinstance(v, list)}
         merged = {**extra, **stats, "unit": parts[0].get("unit", "s")}
         if any("speed_probe_s" in p for p in parts):
             merged["speed_probe_s"] = [x for p in parts for x in p.get("speed_probe_s", [])]
@@ -116,6 +116,8 @@ def _round_entry(row: dict[str, Any], name: str) -> dict[str, Any]:
         entry["probe"] = m["speed_probe_s"][-1]
     if m.get("unstable"):
         entry["unstable"] = m.get("unstable_reason") or "unstable"
+    if m.get("paired"):  # measure.paired_s: this round's model over the baseline's, timed alternately
+        entry["paired"] = {k: m["paired"][k] for k in ("ratio", "base_median", "speed_probe_s") if k in m["paired"]}
     if m.get("settle"):  # measure.settle_s: how long the round waited for its state, how many timings it set aside
         entry["waited_s"], entry["set_aside"] = m["settle"]["waited_s"], len(m["settle"]["set_aside"])
     return entry

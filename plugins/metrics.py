@@ -80,12 +80,24 @@ class Latency(Metric):
             probe_before, stats = probe, timing()
             probe_after = latency.speed_probe()
         ctx.shared["latency_median_s"] = stats.median  # for the mfu metric: FLOPs over this median
+        paired = {}
+        base_model = ctx.shared.get("paired_baseline")
+        if base_model is not None:
+            # measure.paired_s: the suite baseline's model (built in this process) and this one, timed
+            # in alternating blocks: their ratio shares the machine state the two were timed in
+            def call_base():
+                with torch.inference_mode():
+                    base_model(x)
+
+            alt = latency.alternate(lambda: ctx.backend.time_call(call_base), lambda: ctx.backend.time_call(call),
+                                    m["paired_s"])
+            paired = {"paired": {**alt, "speed_probe_s": latency.speed_probe()}}
         tokens = wl["batch"] * wl["seq_len"]
         per_rep = sum(faults[-stats.n:]) / stats.n
         settled = {"settle": {"level": level, "waited_s": round(waited, 3), "set_aside": set_aside}} if settling else {}
         return {
             "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after], "unstable_ratio": m["unstable_ratio"],
-                        "page_faults_per_rep": round(per_rep, 1), **settled},
+                        "page_faults_per_rep": round(per_rep, 1), **settled, **paired},
             "throughput": {"value": tokens / stats.median, "unit": "tokens/s", "per": "latency", "numerator": tokens},
         }
 

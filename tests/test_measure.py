@@ -6,6 +6,7 @@ file runs in seconds on a loaded 2-core VM; nothing asserts on wall-clock timing
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import platform
@@ -287,6 +288,30 @@ def test_measure_auto_warmup_capped_at_50_calls():
     s = latency.measure(t.time_call, warmup="auto", min_reps=10, min_time_s=0.0, max_time_s=1000.0, clock=t.clock)
     assert s.warmup == 50
     assert t.calls == 50 + s.n
+
+
+def test_alternate_times_the_two_calls_in_turns_of_one_block_and_gives_their_ratio():
+    now = [0.0]
+    order: list[str] = []
+
+    def call(name, seconds):
+        def f():
+            now[0] += seconds
+            order.append(name)
+            return seconds
+        return f
+
+    out = latency.alternate(call("base", 0.010), call("model", 0.0115), total_s=0.5, block_s=0.05, clock=lambda: now[0])
+    assert out["ratio"] == pytest.approx(1.15) and out["base_median"] == pytest.approx(0.010)
+    # a warm-up block of each, then blocks in turns: base x5, model x5 (0.05 s each), base x5...
+    runs = [(k, len(list(g))) for k, g in itertools.groupby(order)]
+    assert [k for k, _ in runs] == ["base", "model"] * (len(runs) // 2) and len(runs) % 2 == 0
+    assert all(n == 5 for k, n in runs if k == "base") and all(n == 5 for k, n in runs if k == "model")
+    assert out["blocks"] == len(runs) // 2 - 1 == 5  # 5 turns of 0.05 + 0.0575 s: the first past 0.5 s
+    assert out["n"] == [5 * out["blocks"]] * 2
+    # a call longer than a block: one call a block, and at least min_blocks of each
+    slow = latency.alternate(call("base", 0.2), call("model", 0.1), total_s=0.0, block_s=0.05, min_blocks=4, clock=lambda: now[0])
+    assert slow["n"] == [4, 4] and slow["ratio"] == pytest.approx(0.5)
 
 
 # --------------------------------------------------------------------------- 4. memory

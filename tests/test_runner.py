@@ -225,6 +225,31 @@ def test_merge_rounds_flags_rounds_that_disagree_and_a_failed_round():
     assert failed["status"] == "failed" and failed["reason"] == "round 2: boom"
 
 
+def test_paired_s_times_a_technique_alternately_with_the_baseline_model_in_its_later_rounds(tmp_path):
+    suite = tmp_path / "s.yaml"
+    text = suite_text("[none, {quantize: {method: torch-dynamic-int8}}]").replace("timeout: 60", "timeout: 60\nrounds: 2")
+    suite.write_text(text.replace("eval_seq_len: 32}", "eval_seq_len: 32, paired_s: 0.2}"))
+    out = tmp_path / "out"
+    run = cli("run", str(suite), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    lat = {(r["technique"]["label"], r["round"]): r["metrics"]["latency"] for r in rows_of(out)}
+    # round 1 (memory is measured there) and the baseline's own cell time no alternation
+    assert [k for k, v in lat.items() if "paired" in v] == [("torch-dynamic-int8", 2)]
+    p = lat[("torch-dynamic-int8", 2)]["paired"]
+    assert p["blocks"] >= 4 and min(p["n"]) >= 4 and p["ratio"] == pytest.approx(p["median"] / p["base_median"])
+    assert 0.2 < p["ratio"] < 5 and p["speed_probe_s"] > 0
+
+    from optbench.compare import Measurement
+    from optbench.results import read_rows, rows_by_cell
+
+    merged = {r["technique"]["label"]: r for r in rows_by_cell(read_rows(out)).values()}
+    rounds = merged["torch-dynamic-int8"]["metrics"]["latency"]["rounds"]
+    assert "paired" not in rounds[0] and rounds[1]["paired"]["ratio"] == p["ratio"]
+    m = Measurement.from_row(merged["torch-dynamic-int8"], "latency")
+    assert m.paired == (0.0, p["ratio"]) and m.paired_base == (0.0, p["base_median"])
+    assert Measurement.from_row(merged["none"], "latency").paired == ()
+
+
 def test_settle_gives_a_cells_later_rounds_the_fastest_state_of_its_earlier_ones(tmp_path):
     suite = tmp_path / "s.yaml"
     text = suite_text("[none]").replace("timeout: 60", "timeout: 60\nrounds: 3")

@@ -245,3 +245,43 @@ def measure(
         elif elapsed >= min_time_s:
             break
     return summarize(samples, n_warm, unstable_ratio)
+
+
+#: alternation block of :func:`alternate`: short enough that both models of a pair of blocks see one
+#: machine state (the 2-core VM holds a state for seconds to minutes), long enough for several calls
+PAIRED_BLOCK_S = 0.05
+
+
+def alternate(call_base: Callable[[], float], call_model: Callable[[], float], total_s: float, *,
+              block_s: float = PAIRED_BLOCK_S, min_blocks: int = 4,
+              clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Time a baseline and a model in alternating blocks of ``block_s`` for ``total_s`` in all
+    (at least ``min_blocks`` blocks of each), after one warm-up block of each; both callables
+    return the seconds of one synchronised call.
+
+    Returns the model's median over the baseline's (``ratio``) and the baseline's median
+    (``base_median``: the machine state both were timed in). Timed one after the other, even in
+    separate processes seconds apart, the two drift apart with the machine; alternated they
+    share it. On the 2-core VM in a noisy hour (int8 weight-only over fp32, batch 1, 30 rounds
+    of 0.5 s each way, `benchmarks/paired_timing.py`), the ratio's round-to-round spread within
+    one machine state was 1.8-2.6% alternated in 50 ms blocks, 12% timed one after the other.
+    """
+    for f in (call_base, call_model):  # warm-up block: caches and allocator settle after the other model ran
+        stop = clock() + block_s
+        f()
+        while clock() < stop:
+            f()
+    base: list[float] = []
+    model: list[float] = []
+    end = clock() + total_s
+    blocks = 0
+    while blocks < min_blocks or clock() < end:
+        for f, xs in ((call_base, base), (call_model, model)):
+            stop = clock() + block_s
+            xs.append(f())
+            while clock() < stop:
+                xs.append(f())
+        blocks += 1
+    b, m = statistics.median(base), statistics.median(model)
+    return {"ratio": m / b if b > 0 else None, "base_median": b, "median": m, "n": [len(base), len(model)],
+            "blocks": blocks, "block_s": block_s}
