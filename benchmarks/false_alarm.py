@@ -53,7 +53,7 @@ data: {{name: pydoc-text, split: heldout}}
 backend: cpu
 threads: {threads}
 workload: {{kind: forward, batch: [1, 8], seq_len: 128}}
-measure: {{warmup: auto, min_reps: 20, min_time_s: {min_time}, max_time_s: 20, metrics: [latency, memory]{settle}}}
+measure: {{warmup: auto, min_reps: 20, min_time_s: {min_time}, max_time_s: 20, metrics: [latency, memory]{settle}{paired}}}
 baseline: none
 techniques:
   - none
@@ -64,13 +64,13 @@ timeout: 300
 
 
 def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdowns: list[float], min_time: float,
-            threads: int, settle: float = 0.0) -> None:
+            threads: int, settle: float = 0.0, paired: float = 0.0) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")]))
     sys.path.insert(0, str(HERE))
     from optbench.testing import run_suite_yaml
 
     text = SUITE.format(min_time=min_time, rounds=rounds, threads=threads,
-                       settle=f", settle_s: {settle:g}" if settle else "")
+                       settle=f", settle_s: {settle:g}" if settle else "", paired=f", paired_s: {paired:g}" if paired else "")
     slowed = [level for _ in range(n_slowed) for level in slowdowns]  # the levels take turns
     order: list[float | None] = [None] * n_unchanged
     order = [k for pair in itertools.zip_longest(order, slowed, fillvalue=False) for k in pair if k is not False]
@@ -187,7 +187,7 @@ def analyse(out: Path, default_slowdown: float) -> None:
             # and a cell the baseline cannot judge judged against an earlier unchanged run
             cmp = compare_in_history(h, bm, br, cm, cr)
         else:
-            cmp = compare_runs(bm, br, cm, cr, history_noise=noise, relative=variant != "absolute",
+            cmp = compare_runs(bm, br, cm, cr, history_noise=noise, relative=variant != "absolute", paired=variant != "not alternated",
                                state_margin=None if variant == "no state check" else STATE_MARGIN)
         return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
                 for r in cmp.results if r.metric == "latency"}
@@ -233,7 +233,7 @@ def analyse(out: Path, default_slowdown: float) -> None:
                 else "too few trials (under 20 a slowdown)"))
 
     table("every pair: each unchanged run against each later one, each slowed run against each unchanged one",
-          ["default", "history", "no state check", "absolute", "asv"], list(itertools.combinations(unchanged, 2)),
+          ["default", "not alternated", "history", "no state check", "absolute", "asv"], list(itertools.combinations(unchanged, 2)),
           {level: list(itertools.product(unchanged, runs)) for level, runs in slowed.items()})
     # nightly use compares a run with the one before it: the history's run-to-run noise is the noise of
     # exactly such neighbours (runs far apart also differ by the drift in between)
@@ -264,12 +264,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads per cell (the quickstart's: 2)")
     ap.add_argument("--settle", type=float, default=6.0, metavar="S",
                     help="measure.settle_s: a cell's later rounds wait up to S s for the machine state of its earlier ones (the nightly example's: 6; 0: off)")
+    ap.add_argument("--paired", type=float, default=1.0, metavar="S",
+                    help="measure.paired_s: a technique cell's later rounds also time it alternately with the baseline's model for S s (the nightly example's: 1; 0: off)")
     ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.reuse:
-        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time, args.threads, args.settle)
+        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time, args.threads, args.settle, args.paired)
     analyse(out, args.slowdown[0])
 
 
