@@ -17,19 +17,21 @@ recorded in DIR/history.db. Then:
   in 19 of 20 trials or more (with 20 trials at least);
 
 each under several rules: the default (rounds as replicates; rounds measured in the VM's
-slower state left out; a technique's cells relative to the baseline's cell of the same round),
-the same with the history's run-to-run noise (leave-two-out: the history without the two runs
-compared), the default without the state check, absolute timings only, and asv's raw-sample
-Mann-Whitney rule for reference. Also printed: the
-variance components the rule relies on (round-to-round and run-to-run spread of each
-cell's latency, in %), and the same tables for nightly-like compares (each run against the
-unchanged run just before it), there also as ``optbench compare`` judges nightly ("looks back": the
-earlier runs' noise, and a cell the run before cannot judge judged against an earlier one).
+slower state left out; a technique's cells on their ratio to the baseline's model timed
+alternately in the same process, ``--paired``, else relative to the baseline's cell of the same
+round), the default without the alternated ratio ("not alternated"), the default with the
+history's run-to-run noise (leave-two-out: the history without the two runs compared), the
+default without the state check, absolute timings only, and asv's raw-sample Mann-Whitney rule
+for reference. Also printed: the variance components the rule relies on (round-to-round and
+run-to-run spread of each cell's latency, in %), and the same tables for nightly-like compares
+(each run against the unchanged run just before it), there also as ``optbench compare`` judges
+nightly ("looks back": the earlier runs' noise, and a cell the run before cannot judge judged
+against an earlier one).
 
 ``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
 was written next to them count as ``--slowdown``'s first value). The defaults are the settings
-of examples/ci/nightly-suite.yaml (20 rounds, min_time_s 0.5, settle_s 6): about 200-220 s a run
-on the 2-core VM when it is quiet, 250-520 s when it is not. Nothing else may run on the machine meanwhile.
+of examples/ci/nightly-suite.yaml (20 rounds, min_time_s 0.5, settle_s 6, paired_s 1): about 265-277 s a run
+(median of an hour) on the 2-core VM, 200-220 s without paired_s when it is quiet, 250-520 s when it is noisy. Nothing else may run on the machine meanwhile.
 """
 
 from __future__ import annotations
