@@ -225,13 +225,19 @@ def test_merge_rounds_flags_rounds_that_disagree_and_a_failed_round():
     assert failed["status"] == "failed" and failed["reason"] == "round 2: boom"
 
 
-def test_paired_s_times_a_technique_alternately_with_the_baseline_model_in_its_later_rounds(tmp_path):
+def run_rounds(tmp_path, techniques: str, rounds: int, measure: str):
+    """Run a small suite with ``rounds`` and extra ``measure`` settings ('settle_s: 2'): the run and its results dir."""
     suite = tmp_path / "s.yaml"
-    text = suite_text("[none, {quantize: {method: torch-dynamic-int8}}]").replace("timeout: 60", "timeout: 60\nrounds: 2")
-    suite.write_text(text.replace("eval_seq_len: 32}", "eval_seq_len: 32, paired_s: 0.2}"))
+    text = suite_text(techniques).replace("timeout: 60", f"timeout: 60\nrounds: {rounds}")
+    suite.write_text(text.replace("eval_seq_len: 32}", f"eval_seq_len: 32, {measure}}}"))
     out = tmp_path / "out"
     run = cli("run", str(suite), "-o", str(out))
     assert run.returncode == 0, run.stderr
+    return run, out
+
+
+def test_paired_s_times_a_technique_alternately_with_the_baseline_model_in_its_later_rounds(tmp_path):
+    _, out = run_rounds(tmp_path, "[none, {quantize: {method: torch-dynamic-int8}}]", 2, "paired_s: 0.2")
     lat = {(r["technique"]["label"], r["round"]): r["metrics"]["latency"] for r in rows_of(out)}
     # round 1 (memory is measured there) and the baseline's own cell time no alternation
     assert [k for k, v in lat.items() if "paired" in v] == [("torch-dynamic-int8", 2)]
@@ -251,12 +257,7 @@ def test_paired_s_times_a_technique_alternately_with_the_baseline_model_in_its_l
 
 
 def test_settle_gives_a_cells_later_rounds_the_fastest_state_of_its_earlier_ones(tmp_path):
-    suite = tmp_path / "s.yaml"
-    text = suite_text("[none]").replace("timeout: 60", "timeout: 60\nrounds: 3")
-    suite.write_text(text.replace("eval_seq_len: 32}", "eval_seq_len: 32, settle_s: 2}"))
-    out = tmp_path / "out"
-    run = cli("run", str(suite), "-o", str(out))
-    assert run.returncode == 0, run.stderr
+    run, out = run_rounds(tmp_path, "[none]", 3, "settle_s: 2")
     lats = [r["metrics"]["latency"] for r in rows_of(out)]
     assert "settle" not in lats[0]  # round 1 has no earlier state to wait for
     assert lats[1]["settle"]["level"] == lats[0]["speed_probe_s"][-1]
