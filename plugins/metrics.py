@@ -39,11 +39,13 @@ class Latency(Metric):
         wl, m = ctx.workload, ctx.measure
         g = torch.Generator().manual_seed(ctx.seed)
         x = torch.randint(0, 256, (wl["batch"], wl["seq_len"]), generator=g).to(ctx.device)
-        model = ctx.model
+        def forward(model):
+            def call():
+                with torch.inference_mode():
+                    model(x)
+            return call
 
-        def call():
-            with torch.inference_mode():
-                model(x)
+        call = forward(ctx.model)
 
         faults: list[int] = []  # minor page faults of each call: a warm loop with a steady allocator has ~none
 
@@ -85,10 +87,7 @@ class Latency(Metric):
         if base_model is not None:
             # measure.paired_s: the suite baseline's model (built in this process) and this one, timed
             # in alternating blocks: their ratio shares the machine state the two were timed in
-            def call_base():
-                with torch.inference_mode():
-                    base_model(x)
-
+            call_base = forward(base_model)
             alt = latency.alternate(lambda: ctx.backend.time_call(call_base), lambda: ctx.backend.time_call(call),
                                     m["paired_s"])
             paired = {"paired": {**alt, "speed_probe_s": latency.speed_probe()}}

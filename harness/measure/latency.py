@@ -266,21 +266,21 @@ def alternate(call_base: Callable[[], float], call_model: Callable[[], float], t
     of 0.5 s each way, `benchmarks/paired_timing.py`), the ratio's round-to-round spread within
     one machine state was 1.8-2.6% alternated in 50 ms blocks, 12% timed one after the other.
     """
-    for f in (call_base, call_model):  # warm-up block: caches and allocator settle after the other model ran
+    def block(f: Callable[[], float], xs: list[float]) -> None:
         stop = clock() + block_s
-        f()
+        xs.append(f())
         while clock() < stop:
-            f()
+            xs.append(f())
+
+    for f in (call_base, call_model):  # warm-up block: caches and allocator settle after the other model ran
+        block(f, [])
     base: list[float] = []
     model: list[float] = []
     end = clock() + total_s
     blocks = 0
     while blocks < min_blocks or clock() < end:
-        for f, xs in ((call_base, base), (call_model, model)):
-            stop = clock() + block_s
-            xs.append(f())
-            while clock() < stop:
-                xs.append(f())
+        block(call_base, base)
+        block(call_model, model)
         blocks += 1
     b, m = statistics.median(base), statistics.median(model)
     return {"ratio": m / b if b > 0 else None, "base_median": b, "median": m, "n": [len(base), len(model)],
