@@ -249,6 +249,7 @@ def _history_series(h, args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from . import trends as trends_mod
+    from .compare import ALTERNATED, ALTERNATED_ABOUT, alternated_series
 
     cells = h.cells_named(args.suite, args.cell)
     if not cells:
@@ -259,12 +260,16 @@ def _history_series(h, args: argparse.Namespace) -> int:
         pts = h.series(args.suite, key, args.metric)
         if not pts:
             continue
+        if args.metric == ALTERNATED:
+            pts = alternated_series(pts)
         clean = [p for p in pts if not p["flagged"] and p["value"] is not None]
         steps = {s["run_id"]: s for s in trends_mod.steps([p["value"] for p in clean], [p["run_id"] for p in clean])}
         out.append({"cell": name, "key": key, "metric": args.metric, "points": pts, "steps": list(steps.values())})
         if args.json:
             continue
         print(f"{name} ({key}): {args.metric} [{pts[-1]['unit']}]")
+        if args.metric == ALTERNATED:
+            print(f"({ALTERNATED_ABOUT})")
         rows = []
         for p in pts:
             ci = f"[{p['ci95'][0]:.6g}, {p['ci95'][1]:.6g}]" if p["ci95"] else ""
@@ -381,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     hi = sub.add_parser("history", help="list recorded runs, or a cell's metric over the runs (--cell LABEL --metric NAME)")
     hi.add_argument("--suite", help="only runs of this suite")
     hi.add_argument("--cell", metavar="LABEL", help="a cell: technique label, full cell name or key prefix")
-    hi.add_argument("--metric", metavar="NAME", help="the metric to show over the runs (latency, model_bytes, perplexity...)")
+    hi.add_argument("--metric", metavar="NAME", help="the metric to show over the runs (latency, model_bytes, perplexity...; "
+                    "latency_vs_baseline: a technique timed alternately with the baseline's model, measure.paired_s)")
     hi.add_argument("--limit", type=int, metavar="N", help="the newest N runs only")
     hi.add_argument("--json", action="store_true")
     history_opt(hi)

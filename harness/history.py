@@ -93,8 +93,14 @@ def _v2(db: sqlite3.Connection) -> None:
         _insert_metrics(db, run_id, json.loads(row))
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """A technique's latency over the baseline's model timed alternately, as its own series."""
+    for run_id, row in db.execute("SELECT run_id, row FROM cells").fetchall():
+        _insert_alternated(db, run_id, json.loads(row))
+
+
 #: ordered: MIGRATIONS[i] takes a database from version i to i + 1
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -135,6 +141,21 @@ def _insert_metrics(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) ->
         line = _metric_line(row, metric, m) if isinstance(m, dict) else None
         if line:
             db.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (run_id, row["cell"], metric, *line))
+    _insert_alternated(db, run_id, row)
+
+
+def _insert_alternated(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) -> None:
+    """The :data:`~optbench.compare.ALTERNATED` line of a cell timed alternately with the baseline's
+    model: the geometric mean ratio, and each round's [ratio, baseline model median]."""
+    from .compare import ALTERNATED, Measurement, paired_rounds
+
+    m = Measurement.from_row(row, "latency") if row.get("status") == "ok" else None
+    pm = paired_rounds(m) if m is not None else None
+    if pm is None:
+        return
+    db.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (run_id, row["cell"], ALTERNATED, "x", pm.value, None, None,
+                json.dumps([list(rs) for rs in zip(pm.rounds, pm.state, strict=True)]), None))
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -478,7 +499,7 @@ def history_noise(h: History, meta: dict[str, Any], rows: list[dict[str, Any]], 
 # --- trends for reports and compare ----------------------------------------------------------
 
 #: the metrics a report charts over time, when a cell has them
-KEY_METRICS = ("latency", "step_time", "tokens_per_s", "model_bytes", "perplexity", "top1_accuracy", "final_loss", "steps_to_target")
+KEY_METRICS = ("latency", "latency_vs_baseline", "step_time", "tokens_per_s", "model_bytes", "perplexity", "top1_accuracy", "final_loss", "steps_to_target")
 
 
 def trends_for_report(meta: dict[str, Any], history_path: str | Path | None, rows: list[dict[str, Any]] | None = None,
@@ -490,10 +511,12 @@ def trends_for_report(meta: dict[str, Any], history_path: str | Path | None, row
     and environment, oldest first, at most ``last``; points flagged unstable or slow are
     left out. ``rows`` (the run's own merged rows) adds the run itself when the history does
     not hold it yet (a report is rendered before the run records itself). [] without a
-    history database or with fewer than 2 points.
+    history database or with fewer than 2 points. The series of a technique timed alternately
+    with the baseline's model (``latency_vs_baseline``) has each run at one machine state and
+    baseline latency (:func:`~optbench.compare.alternated_series`) and says so in ``"about"``.
     """
     from . import trends
-    from .compare import cell_name
+    from .compare import ALTERNATED, ALTERNATED_ABOUT, alternated_series, cell_name
 
     if history_path is None or not Path(history_path).exists():
         return []
@@ -512,24 +535,40 @@ def trends_for_report(meta: dict[str, Any], history_path: str | Path | None, row
                 pts = [p for p in h.series(suite, key, metric, env_id=env_id, before=meta.get("started"))
                        if p["run_id"] != run_id or not rows]
                 unit = pts[-1]["unit"] if pts else ""
-                if rows and key in cells and cells[key].get("status") == "ok" and metric in cells[key].get("metrics", {}):
-                    from .compare import Measurement
-
-                    m = Measurement.from_row(cells[key], metric)
-                    raw = cells[key]["metrics"][metric]
-                    if m is not None and m.value is not None:
-                        pts.append({"run_id": run_id, "started": meta.get("started"), "value": m.value,
-                                    "ci95": raw.get("ci95"), "flagged": m.unstable or m.slow})
-                        unit = m.unit
+                if rows and key in cells:
+                    own = _own_point(meta, cells[key], metric)
+                    if own is not None:
+                        pts.append(own)
+                        unit = own["unit"]
                 pts = [p for p in pts if not p.get("flagged") and p["value"] is not None][-last:]
+                if metric == ALTERNATED:
+                    pts = [p for p in alternated_series(pts) if not p.get("flagged")]
                 if len(pts) < 2:
                     continue
                 found = trends.steps([p["value"] for p in pts], [p["run_id"] for p in pts])
                 out.append({"cell": name, "metric": metric, "unit": unit,
                             "points": [{"run_id": p["run_id"], "started": p["started"], "value": p["value"],
                                         "ci95": list(p["ci95"]) if p.get("ci95") else None} for p in pts],
-                            "steps": found})
+                            "steps": found, **({"about": ALTERNATED_ABOUT} if metric == ALTERNATED else {})})
     return out
+
+
+def _own_point(meta: dict[str, Any], row: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    """The point of the run being reported (not recorded yet) in ``metric``'s series, from its row."""
+    from .compare import ALTERNATED, Measurement, paired_rounds
+
+    if row.get("status") != "ok":
+        return None
+    m = Measurement.from_row(row, "latency" if metric == ALTERNATED else metric)
+    if metric == ALTERNATED:
+        pm = paired_rounds(m) if m is not None else None
+        return None if pm is None else {"run_id": meta.get("run_id"), "started": meta.get("started"), "value": pm.value,
+                                        "ci95": None, "rounds": [list(rs) for rs in zip(pm.rounds, pm.state, strict=True)],
+                                        "flagged": "", "unit": "x"}
+    if m is None or m.value is None:
+        return None
+    return {"run_id": meta.get("run_id"), "started": meta.get("started"), "value": m.value,
+            "ci95": row["metrics"][metric].get("ci95"), "flagged": m.unstable or m.slow, "unit": m.unit}
 
 
 def recent_steps(trend_list: list[dict[str, Any]], thresholds: dict[str, Any] | None = None, within: int = 7) -> list[dict[str, Any]]:

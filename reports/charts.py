@@ -591,4 +591,6 @@ def _trend(trend: dict[str, Any], i: int) -> Chart | None:
                "detection found a step, labelled with the ratio after/before.")
     if not trend.get("steps"):
         caption = "Each point is one run (bars: 95% interval where measured); no step change was detected in this history."
+    if trend.get("about"):
+        caption = f"{trend['metric']}: {trend['about']}. {caption}"
     return Chart(f"trend-{i + 1}", title, caption, _svg(fig))

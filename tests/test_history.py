@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from helpers import cli
 from optbench import history
+from optbench.compare import ALTERNATED
 from optbench.history import History, HistoryError, record_run_dir, trends_for_report
-from test_compare import ENV, meta, row, write_run
+from test_compare import ENV, _alternated_rows, meta, row, write_run
 
 
 def nightly(h: History, n: int, *, level=0.010, step_at=None, step=1.0, start=0):
@@ -141,13 +142,19 @@ def test_a_database_from_an_older_schema_is_migrated_on_open(tmp_path):
     old = sqlite3.connect(str(db), isolation_level=None)
     assert history.migrate(old, upto=1) == 1      # what optbench wrote at schema version 1
     r = row("none", 1, 0.01, seed=1, run="r1")
+    alt = next(x for x in _alternated_rows("r1", 1, rounds=5) if x["cell"] == "int8-1")
     old.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ("r1", "demo", "s1", "2026-01-01", "2026-01-01", "2026-01-01", "a" * 40, "e1", json.dumps(meta("r1", "2026-01-01"))))
-    old.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?)", ("r1", r["cell"], "none cpu b=1 s=128", "ok", json.dumps(r)))
+    for x in (r, alt):
+        old.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?)", ("r1", x["cell"], x["cell"], "ok", json.dumps(x)))
     old.close()
     with History.open(db) as h:
-        assert h.db.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 2
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 3
         assert [p["run_id"] for p in h.series("demo", r["cell"], "latency")] == ["r1"]     # backfilled
+        pts = h.series("demo", "int8-1", ALTERNATED)                                         # rounds 2-5 alternated
+        assert len(pts) == 1 and len(pts[0]["rounds"]) == 4 and pts[0]["unit"] == "x"
+        assert [rb[0] for rb in pts[0]["rounds"]] == [rd["paired"]["ratio"] for rd in alt["metrics"]["latency"]["rounds"][1:]]
+        assert h.series("demo", r["cell"], ALTERNATED) == []                              # none timed alternately
         assert json.loads(h.db.execute("SELECT plugins FROM runs").fetchone()[0]) == ENV["plugins"]
         h.record(meta("r2", "2026-01-02"), [row("none", 1, 0.01, seed=2, run="r2")])
         assert len(h.runs()) == 2
@@ -217,6 +224,32 @@ def test_trends_for_report_finds_the_step_and_returns_the_report_structure(tmp_p
     with_rows = trends_for_report(new, db, rows=[row("none", 1, 0.0108, seed=99, run="2026new-run")])
     assert with_rows[0]["points"][-1]["run_id"] == "2026new-run" and len(with_rows[0]["points"]) == 31
     assert trends_for_report(last, tmp_path / "absent.db") == []
+
+
+def test_a_technique_timed_alternately_has_a_trend_of_its_ratio_at_one_machine_state(tmp_path):
+    """Nightly runs timed with measure.paired_s: int8's own latency wanders 8% (sd) from round to
+    round, and the runs sit 8% apart in turn, which moves int8/fp32 4% (slope -0.5).
+    The alternated series puts every run at one baseline latency and leaves out the rounds of the
+    VM's slower state, so a 4% step at run 16 stands out of runs that agree within 1-2%."""
+    db = tmp_path / "h.db"
+    ids = [f"2026{i:04d}-alt" for i in range(22)]
+    with History.open(db) as h:
+        for i, rid in enumerate(ids):
+            slow = range(2, 16) if i == 9 else ()   # run 9: 14 of its 20 rounds in the slower state
+            rows = _alternated_rows(rid, i, int8_factor=1.04 if i >= 16 else 1.0, level=(0.95, 1.03)[i % 2], slope=-0.5,
+                                    slow_rounds=slow)
+            h.record(meta(rid, f"2026-01-01T00:00:00+00:00:{i:04d}"), rows)
+    trends = trends_for_report(meta(ids[-1], "2026-01-01T00:00:00+00:00:0021"), db)
+    alt = next(t for t in trends if t["cell"] == "int8 cpu b=1 s=128" and t["metric"] == ALTERNATED)
+    assert alt["unit"] == "x" and "alternately" in alt["about"] and len(alt["points"]) == 22
+    assert [s["run_id"] for s in alt["steps"]] == [ids[16]] and alt["steps"][0]["ratio"] == pytest.approx(1.04, abs=0.01)
+    before = [math.log(p["value"]) for p in alt["points"][:16]]
+    assert max(before) - min(before) < 0.035     # 5.8% as recorded; run 9 on its 5 rounds of the usual state (28% else)
+    assert all(p["ci95"][0] < p["value"] < p["ci95"][1] for p in alt["points"])
+    own = next(t for t in trends if t["cell"] == "int8 cpu b=1 s=128" and t["metric"] == "latency")
+    assert "about" not in own
+    res = cli("history", "--history", str(db), "--cell", "int8", "--metric", ALTERNATED)
+    assert res.returncode == 0 and "timed alternately" in res.stdout and res.stdout.count("step x1.04") == 2, res.stdout
 
 
 def test_compare_reports_a_step_two_nights_ago_from_the_history(tmp_path):

@@ -301,6 +301,7 @@ def test_only_the_charts_the_data_supports_are_drawn(tmp_path, pm):
 
 
 def test_training_structure_and_trend_charts(tmp_path, pm):
+    from optbench.compare import ALTERNATED_ABOUT
     from optbench.reporting import load_report
     from optbench.reports.renderers import HTMLReporter, MarkdownReporter
 
@@ -313,12 +314,14 @@ def test_training_structure_and_trend_charts(tmp_path, pm):
                "points": [{"run_id": f"r{i}", "started": f"2026-11-{i + 1:02d}T00:00:00Z", "value": 10.0 if i < 6 else 12.0,
                            "ci95": [9.5, 10.5] if i < 6 else [11.4, 12.6]} for i in range(10)],
                "steps": [{"index": 6, "run_id": "r6", "before": 10.0, "after": 12.0, "ratio": 1.2}]},
+              {"cell": "int8 | batch 1", "metric": "latency_vs_baseline", "unit": "x", "about": ALTERNATED_ABOUT, "steps": [],
+               "points": [{"run_id": f"r{i}", "started": f"2026-11-{i + 1:02d}T00:00:00Z", "value": 1.10, "ci95": None} for i in range(10)]},
               {"cell": "empty", "metric": "latency", "unit": "ms", "points": [], "steps": []}]
     report = load_report(tmp_path, trends=trends)
     HTMLReporter().render(report, str(tmp_path))
     MarkdownReporter().render(report, str(tmp_path))
     html, md = (tmp_path / "report.html").read_text(), (tmp_path / "report.md").read_text()
-    assert _chart_ids(html) == ["loss-curves", "structure-pareto", "trend-1"]  # the empty trend draws nothing
+    assert _chart_ids(html) == ["loss-curves", "structure-pareto", "trend-1", "trend-2"]  # the empty trend draws nothing
     first = _first_screen(html)
     assert "Training: first to the target loss: adam · tiny (120 steps, 6.0 s); 6 of 7 did not reach it" in first and "lowest held-out perplexity" in first
     assert "Pareto front" in first and "diverged and stopped early" in first
@@ -331,6 +334,8 @@ def test_training_structure_and_trend_charts(tmp_path, pm):
     trend = (tmp_path / "charts" / "trend-1.svg").read_text()
     assert "int8 | batch 8: latency over time" in trend and "step x1.20" in trend and "latency (ms)" in trend
     assert "](charts/trend-1.svg)" in md
+    assert "latency_vs_baseline: latency over the suite baseline&#39;s model timed alternately" in html  # says what it is
+    assert "model timed alternately in the same process, each run at the series' common machine state" in md
 
 
 def test_pareto_front():
