@@ -144,18 +144,24 @@ def _insert_metrics(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) ->
     _insert_alternated(db, run_id, row)
 
 
-def _insert_alternated(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) -> None:
-    """The :data:`~optbench.compare.ALTERNATED` line of a cell timed alternately with the baseline's
-    model: the geometric mean ratio, and each round's [ratio, baseline model median]."""
-    from .compare import ALTERNATED, Measurement, paired_rounds
+def _alternated(row: dict[str, Any]) -> tuple[float, list[list[float]]] | None:
+    """A cell timed alternately with the baseline's model: its geometric mean ratio to it, and each
+    round's [ratio, baseline model median]; None for any other cell."""
+    from .compare import Measurement, paired_rounds
 
     m = Measurement.from_row(row, "latency") if row.get("status") == "ok" else None
     pm = paired_rounds(m) if m is not None else None
-    if pm is None:
-        return
-    db.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               (run_id, row["cell"], ALTERNATED, "x", pm.value, None, None,
-                json.dumps([list(rs) for rs in zip(pm.rounds, pm.state, strict=True)]), None))
+    return None if pm is None else (pm.value, [list(rs) for rs in zip(pm.rounds, pm.state, strict=True)])
+
+
+def _insert_alternated(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) -> None:
+    """The :data:`~optbench.compare.ALTERNATED` line of a cell timed alternately (see :func:`_alternated`)."""
+    from .compare import ALTERNATED
+
+    alt = _alternated(row)
+    if alt is not None:
+        db.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (run_id, row["cell"], ALTERNATED, "x", alt[0], None, None, json.dumps(alt[1]), None))
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -555,16 +561,13 @@ def trends_for_report(meta: dict[str, Any], history_path: str | Path | None, row
 
 def _own_point(meta: dict[str, Any], row: dict[str, Any], metric: str) -> dict[str, Any] | None:
     """The point of the run being reported (not recorded yet) in ``metric``'s series, from its row."""
-    from .compare import ALTERNATED, Measurement, paired_rounds
+    from .compare import ALTERNATED, Measurement
 
-    if row.get("status") != "ok":
-        return None
-    m = Measurement.from_row(row, "latency" if metric == ALTERNATED else metric)
     if metric == ALTERNATED:
-        pm = paired_rounds(m) if m is not None else None
-        return None if pm is None else {"run_id": meta.get("run_id"), "started": meta.get("started"), "value": pm.value,
-                                        "ci95": None, "rounds": [list(rs) for rs in zip(pm.rounds, pm.state, strict=True)],
-                                        "flagged": "", "unit": "x"}
+        alt = _alternated(row)
+        return None if alt is None else {"run_id": meta.get("run_id"), "started": meta.get("started"), "value": alt[0],
+                                         "ci95": None, "rounds": alt[1], "flagged": "", "unit": "x"}
+    m = Measurement.from_row(row, metric) if row.get("status") == "ok" else None
     if m is None or m.value is None:
         return None
     return {"run_id": meta.get("run_id"), "started": meta.get("started"), "value": m.value,

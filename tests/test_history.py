@@ -248,6 +248,12 @@ def test_a_technique_timed_alternately_has_a_trend_of_its_ratio_at_one_machine_s
     assert all(p["ci95"][0] < p["value"] < p["ci95"][1] for p in alt["points"])
     own = next(t for t in trends if t["cell"] == "int8 cpu b=1 s=128" and t["metric"] == "latency")
     assert "about" not in own
+    # the run being reported, not yet recorded, is added from its rows
+    rows = _alternated_rows("2026new-alt", 22, int8_factor=1.04, level=0.95, slope=-0.5)
+    new = trends_for_report(meta("2026new-alt", "2026-01-01T00:00:00+00:00:0022"), db, rows=rows)
+    alt = next(t for t in new if t["cell"] == "int8 cpu b=1 s=128" and t["metric"] == ALTERNATED)
+    assert [p["run_id"] for p in alt["points"][-2:]] == [ids[-1], "2026new-alt"]
+    assert alt["points"][-1]["value"] == pytest.approx(alt["points"][-2]["value"], rel=0.02)
     res = cli("history", "--history", str(db), "--cell", "int8", "--metric", ALTERNATED)
     assert res.returncode == 0 and "timed alternately" in res.stdout and res.stdout.count("step x1.04") == 2, res.stdout
 
