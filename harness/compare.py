@@ -789,8 +789,8 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     latency with the slope all runs share (:func:`covariance_fit`). ``ci95`` is the run's own
     t interval. A run with under :data:`MIN_ROUNDS` rounds in the window is flagged.
 
-    On the 2-core VM the run-to-run sd of this value was 0.46% and 0.52% for int8 at batch 1 and 8
-    over 16 unchanged runs of three hours, against 2.5% for batch 8's own latency; batch 1's own
+    On the 2-core VM the run-to-run sd of this value was 0.40% and 0.60% for int8 at batch 1 and 8
+    over 24 unchanged runs of four hours, against 2.8% for batch 8's own latency; batch 1's own
     latency was unstable in most runs (benchmarks/trend_noise.py).
     """
     from scipy.stats import t as student
