@@ -793,8 +793,6 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     over 24 unchanged runs of four hours, against 2.8% for batch 8's own latency; batch 1's own
     latency was unstable in most runs (benchmarks/trend_noise.py).
     """
-    from scipy.stats import t as student
-
     pairs = {i: [(r, b) for r, b in (p.get("rounds") or []) if r and r > 0 and b and b > 0]
              for i, p in enumerate(points) if not p.get("flagged")}
     level = state_level([b for rs in pairs.values() for _, b in rs], PAIRED_MARGIN)
@@ -807,6 +805,8 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
             p["flagged"] = f"under {MIN_ROUNDS} rounds timed in the machine state of most of the series"
     if not inside:
         return out
+    from scipy.stats import t as student
+
     fit = covariance_fit([(i, x, y) for i, xy in inside.items() for x, y in xy])
     grand = statistics.fmean(x for i in fit.groups for x, _ in fit.groups[i])
     for i, grp in fit.groups.items():

@@ -547,7 +547,7 @@ def trends_for_report(meta: dict[str, Any], history_path: str | Path | None, row
                         pts.append(own)
                         unit = own["unit"]
                 pts = [p for p in pts if not p.get("flagged") and p["value"] is not None][-last:]
-                if metric == ALTERNATED:
+                if metric == ALTERNATED and pts:
                     pts = [p for p in alternated_series(pts) if not p.get("flagged")]
                 if len(pts) < 2:
                     continue
