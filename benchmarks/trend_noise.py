@@ -30,7 +30,8 @@ from false_alarm import load  # noqa: E402
 
 def main() -> None:
     from optbench import trends
-    from optbench.compare import Measurement, alternated_series, paired_rounds
+    from optbench.compare import Measurement, alternated_series
+    from optbench.history import alternated_line
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dirs", nargs="+", type=Path, help="directories of benchmarks/false_alarm.py runs")
@@ -41,15 +42,13 @@ def main() -> None:
     cells = sorted({(r["technique"]["label"], r["workload"]["batch"]) for _, rows in unchanged for r in rows
                     if r.get("status") == "ok" and r["technique"]["label"] != "none"})
     for label, batch in cells:
-        ms = []
+        ms, points = [], []
         for _, rows in unchanged + slowed:
             row = next((r for r in rows if (r["technique"]["label"], r["workload"]["batch"]) == (label, batch)), None)
-            ms.append(Measurement.from_row(row, "latency") if row and row.get("status") == "ok" else None)
-        points = []
-        for m in ms:
-            pm = paired_rounds(m) if m is not None else None
-            points.append({"value": pm.value if pm else None, "rounds": list(zip(pm.rounds, pm.state, strict=True)) if pm else [],
-                           "flagged": "" if pm else "not timed alternately"})
+            ok = row is not None and row.get("status") == "ok"
+            ms.append(Measurement.from_row(row, "latency") if ok else None)
+            alt = alternated_line(row) if ok else None
+            points.append({"value": alt[0], "rounds": alt[1], "flagged": ""} if alt else {"value": None, "flagged": "not timed alternately"})
         alternated = alternated_series(points)
         series = {"own latency": [m.value if m and not m.unstable and not m.slow else None for m in ms],
                   "latency_vs_baseline": [None if p.get("flagged") else p["value"] for p in alternated]}

@@ -428,7 +428,14 @@ class CovarianceFit:
     mean_y: dict[int, float]
     sxx: float
     slope: float
-    residuals: list[float]
+
+    def residual(self, g: int, x: float, y: float) -> float:
+        return y - self.mean_y[g] - self.slope * (x - self.mean_x[g])
+
+    @property
+    def residuals(self) -> list[float]:
+        """Every kept point's residual, group by group."""
+        return [self.residual(g, x, y) for g, grp in self.groups.items() for x, y in grp]
 
 
 def covariance_fit(pts: list[tuple[int, float, float]], *, min_per_group: int = MIN_ROUNDS) -> CovarianceFit:
@@ -444,12 +451,12 @@ def covariance_fit(pts: list[tuple[int, float, float]], *, min_per_group: int = 
         my = {g: statistics.fmean(y for _, y in grp) for g, grp in groups.items()}
         sxx = sum((x - mx[g]) ** 2 for g, x, _ in pts)
         sxy = sum((x - mx[g]) * (y - my[g]) for g, x, y in pts)
-        beta = sxy / sxx if sxx > 0 else 0.0
-        return CovarianceFit(groups, mx, my, sxx, beta, [y - my[g] - beta * (x - mx[g]) for g, x, y in pts])
+        return CovarianceFit(groups, mx, my, sxx, sxy / sxx if sxx > 0 else 0.0)
 
     first = fit(pts)
-    mad = statistics.median(abs(r) for r in first.residuals) * 1.4826
-    kept = [p for p, r in zip(pts, first.residuals, strict=True) if mad == 0 or abs(r) <= HISTORY_REJECT * mad]
+    res = [first.residual(*p) for p in pts]
+    mad = statistics.median(abs(r) for r in res) * 1.4826
+    kept = [p for p, r in zip(pts, res, strict=True) if mad == 0 or abs(r) <= HISTORY_REJECT * mad]
     if len(kept) < len(pts) and all(sum(1 for g, *_ in kept if g == k) >= min_per_group for k in first.groups):
         return fit(kept)
     return first
@@ -719,6 +726,12 @@ def state_level(probes: Iterable[float], margin: float = STATE_MARGIN) -> float 
     return xs[counts.index(max(counts))]
 
 
+def in_state(x: float, level: float, margin: float) -> bool:
+    """Whether an indicator value ``x`` (speed probe, baseline model median) lies in the state whose
+    window starts at ``level`` (:func:`state_level`): from ``margin``/2 under it to ``margin`` over it."""
+    return level * (1 - margin / 2) <= x <= level * (1 + margin)
+
+
 def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MARGIN,
                   indicator: str = "speed probe") -> Measurement:
     """``m`` with only the rounds compare can judge: measured in the machine state of most of the
@@ -739,7 +752,7 @@ def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MAR
 
     steady = list(range(n))
     if level and len(m.state) == n:
-        steady = [i for i in steady if level * (1 - margin / 2) <= m.state[i] <= level * (1 + margin)]
+        steady = [i for i in steady if in_state(m.state[i], level, margin)]
         if len(steady) < min(n / 2, STATE_ROUNDS) or not steady:
             off = statistics.median(m.state) / level - 1
             return replace(m, other_state=f"{n - len(steady)} of {n} rounds timed in another machine state than most of "
@@ -796,7 +809,7 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     pairs = {i: [(r, b) for r, b in (p.get("rounds") or []) if r and r > 0 and b and b > 0]
              for i, p in enumerate(points) if not p.get("flagged")}
     level = state_level([b for rs in pairs.values() for _, b in rs], PAIRED_MARGIN)
-    inside = {i: [(math.log(b), math.log(r)) for r, b in rs if level * (1 - PAIRED_MARGIN / 2) <= b <= level * (1 + PAIRED_MARGIN)]
+    inside = {i: [(math.log(b), math.log(r)) for r, b in rs if in_state(b, level, PAIRED_MARGIN)]
               for i, rs in pairs.items()} if level else {}
     inside = {i: xy for i, xy in inside.items() if len(xy) >= MIN_ROUNDS}
     out = [dict(p, ci95=None) for p in points]
@@ -812,7 +825,7 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, grp in fit.groups.items():
         y = fit.mean_y[i] - fit.slope * (fit.mean_x[i] - grand)
         out[i]["value"] = math.exp(y)
-        res = [b - fit.mean_y[i] - fit.slope * (a - fit.mean_x[i]) for a, b in grp]
+        res = [fit.residual(i, x, y) for x, y in grp]
         half = float(student.ppf(0.975, len(grp) - 1)) * statistics.stdev(res) / math.sqrt(len(grp))
         out[i]["ci95"] = [math.exp(y - half), math.exp(y + half)]
     return out

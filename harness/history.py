@@ -144,7 +144,7 @@ def _insert_metrics(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) ->
     _insert_alternated(db, run_id, row)
 
 
-def _alternated(row: dict[str, Any]) -> tuple[float, list[list[float]]] | None:
+def alternated_line(row: dict[str, Any]) -> tuple[float, list[list[float]]] | None:
     """A cell timed alternately with the baseline's model: its geometric mean ratio to it, and each
     round's [ratio, baseline model median]; None for any other cell."""
     from .compare import Measurement, paired_rounds
@@ -155,10 +155,10 @@ def _alternated(row: dict[str, Any]) -> tuple[float, list[list[float]]] | None:
 
 
 def _insert_alternated(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) -> None:
-    """The :data:`~optbench.compare.ALTERNATED` line of a cell timed alternately (see :func:`_alternated`)."""
+    """The :data:`~optbench.compare.ALTERNATED` line of a cell timed alternately (see :func:`alternated_line`)."""
     from .compare import ALTERNATED
 
-    alt = _alternated(row)
+    alt = alternated_line(row)
     if alt is not None:
         db.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (run_id, row["cell"], ALTERNATED, "x", alt[0], None, None, json.dumps(alt[1]), None))
@@ -564,7 +564,7 @@ def _own_point(meta: dict[str, Any], row: dict[str, Any], metric: str) -> dict[s
     from .compare import ALTERNATED, Measurement
 
     if metric == ALTERNATED:
-        alt = _alternated(row)
+        alt = alternated_line(row)
         return None if alt is None else {"run_id": meta.get("run_id"), "started": meta.get("started"), "value": alt[0],
                                          "ci95": None, "rounds": alt[1], "flagged": "", "unit": "x"}
     m = Measurement.from_row(row, metric) if row.get("status") == "ok" else None
