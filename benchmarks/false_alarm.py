@@ -21,7 +21,7 @@ slower state left out; a technique's cells on their ratio to the baseline's mode
 alternately in the same process, ``--paired``, else relative to the baseline's cell of the same
 round), the default without the alternated ratio ("not alternated"), the default with the
 history's run-to-run noise (leave-two-out: the history without the two runs compared), the
-default without the state check, absolute timings only, and asv's raw-sample Mann-Whitney rule
+default without the state check (nor the speed-probe check of alternated rounds), absolute timings only, and asv's raw-sample Mann-Whitney rule
 for reference. Also printed: the variance components the rule relies on (round-to-round and
 run-to-run spread of each cell's latency, in %), and the same tables for nightly-like compares
 (each run against the unchanged run just before it), there also as ``optbench compare`` judges

@@ -33,6 +33,7 @@ from typing import Any
 
 from .envinfo import FINGERPRINT_KEYS
 from .measure.latency import STATE_MARGIN, parse_percent
+from .measure.latency import in_state as in_probe_state
 
 #: one-sided significance level of one test: asv's p < 0.002 two-sided is p < 0.001 one-sided
 ALPHA = 0.001
@@ -188,6 +189,7 @@ class Measurement:
     unit: str = ""
     paired: tuple[float, ...] = ()        # per round: the model's median over the baseline model's, timed alternately (0: none)
     paired_base: tuple[float, ...] = ()   # per round: the baseline model's median in that alternation
+    paired_probe: tuple[float, ...] = ()  # per round: the speed probe taken right after that alternation (0: none)
 
     @property
     def timed(self) -> bool:
@@ -216,7 +218,8 @@ class Measurement:
                        probes=tuple(max(p) for p in pairs), state=state, round_unstable=per_round, unstable=unstable,
                        slow=row.get("slow_machine", "") or "", unit=m.get("unit", "s"),
                        paired=tuple(p.get("ratio") or 0.0 for p in paired) if any(paired) else (),
-                       paired_base=tuple(p.get("base_median") or 0.0 for p in paired) if any(paired) else ())
+                       paired_base=tuple(p.get("base_median") or 0.0 for p in paired) if any(paired) else (),
+                       paired_probe=tuple(p.get("speed_probe_s") or 0.0 for p in paired) if any(paired) else ())
         v = m.get("value")
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             return None
@@ -789,32 +792,88 @@ def paired_rounds(m: Measurement) -> Measurement | None:
     if len(idx) < MIN_ROUNDS:
         return None
     ratios = tuple(m.paired[i] for i in idx)
+    probes = tuple(m.paired_probe[i] for i in idx) if len(m.paired_probe) == len(m.paired) else ()
     return Measurement(value=math.exp(statistics.fmean(math.log(r) for r in ratios)), rounds=ratios,
                        round_ids=tuple(m.round_ids[i] for i in idx), state=tuple(m.paired_base[i] for i in idx),
-                       round_unstable=("",) * len(idx), unit="x")
+                       probes=probes if all(p > 0 for p in probes) else (), round_unstable=("",) * len(idx), unit="x")
+
+
+def probe_kept(probes: tuple[float, ...] | list[float], level: float, margin: float = STATE_MARGIN) -> list[int] | None:
+    """The indices of the rounds whose speed probe lies in the state at ``level``; None when under
+    half of them and under :data:`STATE_ROUNDS` do, as :func:`usable_rounds` rules for a cell."""
+    keep = [i for i, p in enumerate(probes) if in_probe_state(p, level, margin)]
+    return keep if len(keep) >= min(len(probes) / 2, STATE_ROUNDS) else None
+
+
+def probe_steady(pb: Measurement, pc: Measurement, margin: float = STATE_MARGIN) -> tuple[Measurement, Measurement]:
+    """Two runs' alternated rounds (:func:`paired_rounds`, after :func:`usable_rounds`) without those
+    whose speed probe, taken right after the alternation, lies over ``margin`` above the state most
+    of both runs' probes sit at. As in :func:`usable_rounds`, a run left with under half its rounds
+    and under :data:`STATE_ROUNDS` was timed in another state than the other: ``other_state``.
+
+    The baseline model's latency places a round in a machine state, but a round disturbed while it
+    alternated can still sit in that window: on the 2-core VM, over five hours of 20-round runs (one
+    with a deliberate noisy neighbour; benchmarks/false_alarm.py, int8 weight-only over fp32, 1,505
+    rounds in the window), the batch-8 rounds whose probe lay over 4% above the level read +0.6% to
+    +3.5% above their run's median ratio (sd 3.7-4.2%; 32 of 135 over 5% off), the others -0.1% to
+    +0.2% (sd 1.7-2.3%); at batch 1, +0.1% to +1.8%. int8 is slowed more than fp32 by what slows
+    the probe, so a run with more such rounds reads higher, by a fair part of a 5% change.
+    """
+    from dataclasses import replace
+
+    if pb.unstable or pb.other_state or pc.unstable or pc.other_state or not (pb.probes and pc.probes):
+        return pb, pc
+    level = state_level(pb.probes + pc.probes, margin)
+
+    def steady(m: Measurement) -> Measurement:
+        n = len(m.rounds)
+        keep = probe_kept(m.probes, level, margin) if len(m.probes) == n else list(range(n))
+        if keep is not None and len(keep) == n:
+            return m
+        if keep is None:
+            off, out = statistics.median(m.probes) / level - 1, sum(not in_probe_state(p, level, margin) for p in m.probes)
+            return replace(m, other_state=f"{out} of {n} alternated rounds timed in another machine state than "
+                                          f"most of both runs' (speed probe after the alternation {off:+.0%} against theirs)")
+        rounds = tuple(m.rounds[i] for i in keep)
+        return replace(m, value=math.exp(statistics.fmean(math.log(r) for r in rounds)), rounds=rounds,
+                       round_ids=tuple(m.round_ids[i] for i in keep), state=tuple(m.state[i] for i in keep),
+                       probes=tuple(m.probes[i] for i in keep), round_unstable=("",) * len(keep))
+    return steady(pb), steady(pc)
 
 
 def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """History points of :data:`ALTERNATED` (``rounds``: [ratio, baseline median] pairs), each run's
-    value put on one footing for trends, as :func:`decide_alternated` does for two runs: only
+    """History points of :data:`ALTERNATED` (``rounds``: [ratio, baseline median, speed probe]), each
+    run's value put on one footing for trends, as :func:`decide_alternated` does for two runs: only
     rounds in the :data:`PAIRED_MARGIN` window of the baseline model's latency that holds most
-    rounds of the whole series, and the run's mean log ratio taken at the series' mean baseline
-    latency with the slope all runs share (:func:`covariance_fit`). ``ci95`` is the run's own
-    t interval. A run with under :data:`MIN_ROUNDS` rounds in the window is flagged.
+    rounds of the whole series, less those whose speed probe says they were disturbed (as
+    :func:`probe_steady`; rounds recorded without a probe are kept), and the run's mean log ratio
+    taken at the series' mean baseline latency with the slope all runs share (:func:`covariance_fit`).
+    ``ci95`` is the run's own t interval. A run with under :data:`MIN_ROUNDS` rounds in the window,
+    or with most of its rounds disturbed, is flagged.
 
-    On the 2-core VM the run-to-run sd of this value was 0.40% and 0.60% for int8 at batch 1 and 8
-    over 24 unchanged runs of four hours, against 2.8% for batch 8's own latency; batch 1's own
-    latency was unstable in most runs (benchmarks/trend_noise.py).
+    On the 2-core VM the run-to-run sd of this value was 0.36% and 0.56% for int8 at batch 1 and 8
+    over 24 unchanged runs of four hours (0.40% and 0.60% keeping the disturbed rounds), against
+    2.8% for batch 8's own latency; batch 1's own latency was unstable in most runs
+    (benchmarks/trend_noise.py).
     """
-    pairs = {i: [(r, b) for r, b in (p.get("rounds") or []) if r and r > 0 and b and b > 0]
+    pairs = {i: [(r, b, *probe) for r, b, *probe in (p.get("rounds") or []) if r and r > 0 and b and b > 0]
              for i, p in enumerate(points) if not p.get("flagged")}
-    level = state_level([b for rs in pairs.values() for _, b in rs], PAIRED_MARGIN)
-    inside = {i: [(math.log(b), math.log(r)) for r, b in rs if in_state(b, level, PAIRED_MARGIN)]
-              for i, rs in pairs.items()} if level else {}
-    inside = {i: xy for i, xy in inside.items() if len(xy) >= MIN_ROUNDS}
+    level = state_level([b for rs in pairs.values() for _, b, *_ in rs], PAIRED_MARGIN)
+    inside = {i: [x for x in rs if in_state(x[1], level, PAIRED_MARGIN)] for i, rs in pairs.items()} if level else {}
     out = [dict(p, ci95=None) for p in points]
+    probes = [x[2] for rs in inside.values() for x in rs if len(x) > 2 and x[2] > 0]
+    plevel = state_level(probes) if probes else None
+    for i, rs in inside.items():  # as probe_steady does for two runs
+        if plevel and rs and all(len(x) > 2 for x in rs):
+            keep = probe_kept([x[2] for x in rs], plevel)
+            if keep is None:
+                out[i]["flagged"] = "most rounds timed in another machine state than the series' (speed probe)"
+            else:
+                inside[i] = [rs[k] for k in keep]
+    inside = {i: [(math.log(x[1]), math.log(x[0])) for x in rs] for i, rs in inside.items()
+              if len(rs) >= MIN_ROUNDS and not out[i].get("flagged")}
     for i, p in enumerate(out):
-        if i in pairs and i not in inside:
+        if i in pairs and i not in inside and not p.get("flagged"):
             p["flagged"] = f"under {MIN_ROUNDS} rounds timed in the machine state of most of the series"
     if not inside:
         return out
@@ -991,8 +1050,9 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
             pb, pc = (paired_rounds(mb), paired_rounds(mc)) if paired and relative and pkey else (None, None)
             if pb is not None and pc is not None:
                 level = state_level(pb.state + pc.state, PAIRED_MARGIN)
-                paired_of[(key, metric)] = (usable_rounds(pb, level, PAIRED_MARGIN, "the baseline model's latency"),
-                                            usable_rounds(pc, level, PAIRED_MARGIN, "the baseline model's latency"))
+                pb, pc = (usable_rounds(pb, level, PAIRED_MARGIN, "the baseline model's latency"),
+                          usable_rounds(pc, level, PAIRED_MARGIN, "the baseline model's latency"))
+                paired_of[(key, metric)] = probe_steady(pb, pc, state_margin) if state_margin else (pb, pc)
             if mb.timed and mc.timed:
                 # each cell against its own probes in both runs: what a cell ran just before shifts its
                 # probe by a few percent (torch-dynamic-int8: +5%), the machine's state by 6%

@@ -99,8 +99,14 @@ def _v3(db: sqlite3.Connection) -> None:
         _insert_alternated(db, run_id, json.loads(row))
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    """The alternated lines again, each round with the speed probe taken after its alternation
+    (:func:`~optbench.compare.alternated_series` sets disturbed rounds aside by it)."""
+    _v3(db)
+
+
 #: ordered: MIGRATIONS[i] takes a database from version i to i + 1
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -146,12 +152,15 @@ def _insert_metrics(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) ->
 
 def alternated_line(row: dict[str, Any]) -> tuple[float, list[list[float]]] | None:
     """A cell timed alternately with the baseline's model: its geometric mean ratio to it, and each
-    round's [ratio, baseline model median]; None for any other cell."""
+    round's [ratio, baseline model median, speed probe after the alternation] (the probe left out
+    where a round has none); None for any other cell."""
     from .compare import Measurement, paired_rounds
 
     m = Measurement.from_row(row, "latency") if row.get("status") == "ok" else None
     pm = paired_rounds(m) if m is not None else None
-    return None if pm is None else (pm.value, [list(rs) for rs in zip(pm.rounds, pm.state, strict=True)])
+    if pm is None:
+        return None
+    return pm.value, [list(rs) for rs in zip(pm.rounds, pm.state, *([pm.probes] if pm.probes else []), strict=True)]
 
 
 def _insert_alternated(db: sqlite3.Connection, run_id: str, row: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -149,11 +150,12 @@ def test_a_database_from_an_older_schema_is_migrated_on_open(tmp_path):
         old.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?)", ("r1", x["cell"], x["cell"], "ok", json.dumps(x)))
     old.close()
     with History.open(db) as h:
-        assert h.db.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 3
+        assert h.db.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION == 4
         assert [p["run_id"] for p in h.series("demo", r["cell"], "latency")] == ["r1"]     # backfilled
         pts = h.series("demo", "int8-1", ALTERNATED)                                         # rounds 2-5 alternated
         assert len(pts) == 1 and len(pts[0]["rounds"]) == 4 and pts[0]["unit"] == "x"
-        assert [rb[0] for rb in pts[0]["rounds"]] == [rd["paired"]["ratio"] for rd in alt["metrics"]["latency"]["rounds"][1:]]
+        assert pts[0]["rounds"] == [[rd["paired"][k] for k in ("ratio", "base_median", "speed_probe_s")]
+                                    for rd in alt["metrics"]["latency"]["rounds"][1:]]
         assert h.series("demo", r["cell"], ALTERNATED) == []                              # none timed alternately
         assert json.loads(h.db.execute("SELECT plugins FROM runs").fetchone()[0]) == ENV["plugins"]
         h.record(meta("r2", "2026-01-02"), [row("none", 1, 0.01, seed=2, run="r2")])
@@ -236,8 +238,9 @@ def test_a_technique_timed_alternately_has_a_trend_of_its_ratio_at_one_machine_s
     with History.open(db) as h:
         for i, rid in enumerate(ids):
             slow = range(2, 16) if i == 9 else ()   # run 9: 14 of its 20 rounds in the slower state
+            hit = range(2, 21, 3) if i == 5 else ()  # run 5: 7 rounds disturbed while they alternated (+9%)
             rows = _alternated_rows(rid, i, int8_factor=1.04 if i >= 16 else 1.0, level=(0.95, 1.03)[i % 2], slope=-0.5,
-                                    slow_rounds=slow)
+                                    slow_rounds=slow, disturbed=hit)
             h.record(meta(rid, f"2026-01-01T00:00:00+00:00:{i:04d}"), rows)
     trends = trends_for_report(meta(ids[-1], "2026-01-01T00:00:00+00:00:0021"), db)
     alt = next(t for t in trends if t["cell"] == "int8 cpu b=1 s=128" and t["metric"] == ALTERNATED)
@@ -245,6 +248,7 @@ def test_a_technique_timed_alternately_has_a_trend_of_its_ratio_at_one_machine_s
     assert [s["run_id"] for s in alt["steps"]] == [ids[16]] and alt["steps"][0]["ratio"] == pytest.approx(1.04, abs=0.01)
     before = [math.log(p["value"]) for p in alt["points"][:16]]
     assert max(before) - min(before) < 0.035     # 5.8% as recorded; run 9 on its 5 rounds of the usual state (28% else)
+    assert abs(before[5] - statistics.median(before)) < 0.012  # run 5 on its 12 undisturbed rounds (+3% with all)
     assert all(p["ci95"][0] < p["value"] < p["ci95"][1] for p in alt["points"])
     own = next(t for t in trends if t["cell"] == "int8 cpu b=1 s=128" and t["metric"] == "latency")
     assert "about" not in own
