@@ -26,6 +26,7 @@ replication exists (``rounds: 1`` and no history), and said so in the verdict.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -190,6 +191,7 @@ class Measurement:
     paired: tuple[float, ...] = ()        # per round: the model's median over the baseline model's, timed alternately (0: none)
     paired_base: tuple[float, ...] = ()   # per round: the baseline model's median in that alternation
     paired_probe: tuple[float, ...] = ()  # per round: the speed probe taken right after that alternation (0: none)
+    slow_rounds: tuple[int, ...] = ()     # the rounds ``slow`` names (a merged cell's)
 
     @property
     def timed(self) -> bool:
@@ -217,6 +219,7 @@ class Measurement:
             return cls(value=m.get("median"), rounds=rounds, round_ids=ids, samples=tuple(m.get("samples", ())),
                        probes=tuple(max(p) for p in pairs), state=state, round_unstable=per_round, unstable=unstable,
                        slow=row.get("slow_machine", "") or "", unit=m.get("unit", "s"),
+                       slow_rounds=tuple(int(x) for x in re.findall(r"round (\d+): ", row.get("slow_machine", "") or "")),
                        paired=tuple(p.get("ratio") or 0.0 for p in paired) if any(paired) else (),
                        paired_base=tuple(p.get("base_median") or 0.0 for p in paired) if any(paired) else (),
                        paired_probe=tuple(p.get("speed_probe_s") or 0.0 for p in paired) if any(paired) else ())
@@ -782,13 +785,24 @@ def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MAR
                    round_unstable=tuple(m.round_unstable[i] for i in keep), unstable=unstable, samples=())
 
 
-def paired_rounds(m: Measurement) -> Measurement | None:
+def paired_rounds(m: Measurement, fastest: float | None = None) -> Measurement | None:
     """``m``'s rounds timed alternately with the suite baseline's model in the same process
     (``measure.paired_s``): per round the ratio of the two medians, and the baseline model's
-    median as the machine state both were timed in. None without :data:`MIN_ROUNDS` of them."""
-    if m.slow or len(m.paired) != len(m.rounds):
+    median as the machine state both were timed in. None without :data:`MIN_ROUNDS` of them.
+
+    A round the runner marked slow (speed probe over 3x the run's fastest), or whose probe lies over
+    :data:`SLOW_FACTOR` x ``fastest`` (the fastest of both runs), is set aside rather than the cell:
+    the ratio is judged round by round. With a noisy neighbour on the 2-core VM, one round in 20
+    marked slow (probe 3.1x) left a cell not comparable in 6 of 48 compares (benchmarks/false_alarm.py).
+    A cell marked slow without the rounds named (one round) has none."""
+    if len(m.paired) != len(m.rounds):
         return None
-    idx = [i for i, r in enumerate(m.paired) if r > 0 and m.paired_base[i] > 0]
+    slow = set(m.slow_rounds)
+    if fastest and len(m.probes) == len(m.rounds):
+        slow |= {m.round_ids[i] for i, p in enumerate(m.probes) if p > SLOW_FACTOR * fastest}
+    if m.slow and not slow:
+        return None
+    idx = [i for i, r in enumerate(m.paired) if r > 0 and m.paired_base[i] > 0 and m.round_ids[i] not in slow]
     if len(idx) < MIN_ROUNDS:
         return None
     ratios = tuple(m.paired[i] for i in idx)
@@ -1047,7 +1061,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
             if mb is None or mc is None:
                 continue
             mb, mc = _with_probe_screen(mb, fastest), _with_probe_screen(mc, fastest)
-            pb, pc = (paired_rounds(mb), paired_rounds(mc)) if paired and relative and pkey else (None, None)
+            pb, pc = (paired_rounds(mb, fastest), paired_rounds(mc, fastest)) if paired and relative and pkey else (None, None)
             if pb is not None and pc is not None:
                 level = state_level(pb.state + pc.state, PAIRED_MARGIN)
                 pb, pc = (usable_rounds(pb, level, PAIRED_MARGIN, "the baseline model's latency"),
