@@ -779,10 +779,21 @@ def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MAR
     unstable = "; ".join(reasons + ([f"round medians differ {spread:.2f}x"] if spread > 1.5 else []))
     if len(keep) == n:
         return replace(m, unstable=unstable)
-    return replace(m, value=statistics.median(rounds), rounds=rounds, round_ids=tuple(m.round_ids[i] for i in keep),
-                   probes=tuple(m.probes[i] for i in keep) if len(m.probes) == n else m.probes,
-                   state=tuple(m.state[i] for i in keep) if len(m.state) == n else m.state,
-                   round_unstable=tuple(m.round_unstable[i] for i in keep), unstable=unstable, samples=())
+    return replace(_only_rounds(m, keep, statistics.median(rounds)), unstable=unstable)
+
+
+def _only_rounds(m: Measurement, keep: list[int], value: float) -> Measurement:
+    """``m`` cut to the rounds at ``keep`` (each per-round field alike), with ``value``; its pooled
+    samples, which mix every round, are dropped."""
+    from dataclasses import replace
+
+    n = len(m.rounds)
+
+    def cut(xs: tuple) -> tuple:
+        return tuple(xs[i] for i in keep) if len(xs) == n else xs
+
+    return replace(m, value=value, rounds=cut(m.rounds), round_ids=cut(m.round_ids), probes=cut(m.probes),
+                   state=cut(m.state), round_unstable=cut(m.round_unstable), samples=())
 
 
 def paired_rounds(m: Measurement, fastest: float | None = None) -> Measurement | None:
@@ -848,10 +859,7 @@ def probe_steady(pb: Measurement, pc: Measurement, margin: float = STATE_MARGIN)
             off, out = statistics.median(m.probes) / level - 1, sum(not in_probe_state(p, level, margin) for p in m.probes)
             return replace(m, other_state=f"{out} of {n} alternated rounds timed in another machine state than "
                                           f"most of both runs' (speed probe after the alternation {off:+.0%} against theirs)")
-        rounds = tuple(m.rounds[i] for i in keep)
-        return replace(m, value=math.exp(statistics.fmean(math.log(r) for r in rounds)), rounds=rounds,
-                       round_ids=tuple(m.round_ids[i] for i in keep), state=tuple(m.state[i] for i in keep),
-                       probes=tuple(m.probes[i] for i in keep), round_unstable=("",) * len(keep))
+        return _only_rounds(m, keep, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in keep)))
     return steady(pb), steady(pc)
 
 
