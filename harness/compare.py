@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -192,6 +192,7 @@ class Measurement:
     paired_base: tuple[float, ...] = ()   # per round: the baseline model's median in that alternation
     paired_probe: tuple[float, ...] = ()  # per round: the speed probe taken right after that alternation (0: none)
     slow_rounds: tuple[int, ...] = ()     # the rounds ``slow`` names (a merged cell's)
+    stratum: tuple[int, ...] = ()         # per alternated round: its machine state (:func:`shared_states`)
 
     @property
     def timed(self) -> bool:
@@ -427,15 +428,15 @@ def _t_verdict(d: float, var: float, df: float, worse: float, lim: float, alpha:
 
 @dataclass(frozen=True)
 class CovarianceFit:
-    """One slope for every group (runs), each its own intercept: see :func:`covariance_fit`."""
+    """One slope for every group (runs, or runs by machine state), each its own intercept: see :func:`covariance_fit`."""
 
-    groups: dict[int, list[tuple[float, float]]]
-    mean_x: dict[int, float]
-    mean_y: dict[int, float]
+    groups: dict[Hashable, list[tuple[float, float]]]
+    mean_x: dict[Hashable, float]
+    mean_y: dict[Hashable, float]
     sxx: float
     slope: float
 
-    def residual(self, g: int, x: float, y: float) -> float:
+    def residual(self, g: Hashable, x: float, y: float) -> float:
         return y - self.mean_y[g] - self.slope * (x - self.mean_x[g])
 
     @property
@@ -444,13 +445,14 @@ class CovarianceFit:
         return [self.residual(g, x, y) for g, grp in self.groups.items() for x, y in grp]
 
 
-def covariance_fit(pts: list[tuple[int, float, float]], *, min_per_group: int = MIN_ROUNDS) -> CovarianceFit:
+def covariance_fit(pts: list[tuple[Hashable, float, float]], *, min_per_group: int = MIN_ROUNDS) -> CovarianceFit:
     """Analysis of covariance of ``pts`` = (group, x, y): y on x with a slope common to every
     group, fitted within groups. Points whose residual lies over :data:`HISTORY_REJECT` robust
-    sd from the fit are set aside once, while every group keeps ``min_per_group`` points."""
+    sd from the fit are set aside once, while every group keeps ``min_per_group`` points (a
+    smaller group, all of its own)."""
 
     def fit(pts):
-        groups: dict[int, list[tuple[float, float]]] = {}
+        groups: dict[Hashable, list[tuple[float, float]]] = {}
         for g, x, y in pts:
             groups.setdefault(g, []).append((x, y))
         mx = {g: statistics.fmean(x for x, _ in grp) for g, grp in groups.items()}
@@ -463,7 +465,8 @@ def covariance_fit(pts: list[tuple[int, float, float]], *, min_per_group: int = 
     res = [first.residual(*p) for p in pts]
     mad = statistics.median(abs(r) for r in res) * 1.4826
     kept = [p for p, r in zip(pts, res, strict=True) if mad == 0 or abs(r) <= HISTORY_REJECT * mad]
-    if len(kept) < len(pts) and all(sum(1 for g, *_ in kept if g == k) >= min_per_group for k in first.groups):
+    if len(kept) < len(pts) and all(sum(1 for g, *_ in kept if g == k) >= min(min_per_group, len(grp))
+                                    for k, grp in first.groups.items()):
         return fit(kept)
     return first
 
@@ -480,27 +483,40 @@ def decide_alternated(base: Measurement, cur: Measurement, rule: MetricRule, *, 
     same baseline latency; the baseline model is untouched by the technique, so a change of the
     technique cannot move the covariate. Rounds whose residual lies over 3.5 robust sd from the
     fit are set aside (once), as Yuen's trimming does for round medians.
+
+    Rounds of more than one machine state (``stratum``, :func:`shared_states`) are judged state by
+    state, each run and state its own mean, and the states' changes averaged with weights
+    1/(1/n_base + 1/n_current): the state moves the ratio, so rounds of one state are never set
+    against another's.
     """
     ratio = _ratio(base.value, cur.value)
     why = screen(base, cur)
     if why:
         return Verdict(NOT_COMPARABLE, ratio, reason=why, method="screen")
-    pts = [(g, math.log(s), math.log(r)) for g, m in enumerate((base, cur)) for r, s in zip(m.rounds, m.state, strict=True)]
+    pts = [((g, k), math.log(s), math.log(r)) for g, m in enumerate((base, cur))
+           for r, s, k in zip(m.rounds, m.state, m.stratum or (0,) * len(m.rounds), strict=True)]
     fit = covariance_fit(pts)
     groups, mx, my, sxx, beta, res = fit.groups, fit.mean_x, fit.mean_y, fit.sxx, fit.slope, fit.residuals
-    nb, nc = (len(groups[k]) for k in (0, 1))
-    df = nb + nc - 3
-    if df < 1 or sxx <= 0:
+    strata = sorted({k for g, k in groups if g == 0 and (1, k) in groups})  # the states both runs have rounds in
+    df = len(res) - len(groups) - 1
+    if df < 1 or sxx <= 0 or not strata:
         return decide(base, cur, rule, alpha=alpha, replicates="round ratios to the baseline's model timed alternately")
+    w = {k: 1 / (1 / len(groups[(0, k)]) + 1 / len(groups[(1, k)])) for k in strata}
+    total = sum(w.values())
+
+    def between(mean: dict) -> float:  # current minus baseline, averaged over the states
+        return sum(w[k] * (mean[(1, k)] - mean[(0, k)]) for k in strata) / total
     s2 = sum(r * r for r in res) / df
-    d = (my[1] - my[0]) - beta * (mx[1] - mx[0])
-    var = s2 * (1 / nb + 1 / nc + (mx[1] - mx[0]) ** 2 / sxx)
+    d = between(my) - beta * between(mx)
+    var = s2 * (1 / total + between(mx) ** 2 / sxx)
     worse = 1.0 if rule.higher_is_worse else -1.0
-    set_aside = len(pts) - nb - nc
+    nb, nc = (sum(len(grp) for (g, k), grp in groups.items() if g == run and k in strata) for run in (0, 1))
+    set_aside = len(pts) - len(res)
+    states = f" in {len(strata)} machine states" if len(strata) > 1 else ""
     return _t_verdict(d, max(var, 1e-12), df, worse, math.log1p(rule.threshold), alpha, rule.judged,
                       f"t-test on round ratios to the baseline's model timed alternately in the same process, "
-                      f"{nb}+{nc} rounds, at the same baseline latency (slope {beta:+.2f}; the runs' baseline "
-                      f"model {math.expm1(mx[1] - mx[0]):+.1%})" + (f"; {set_aside} wild rounds set aside" if set_aside else ""))
+                      f"{nb}+{nc} rounds{states}, at the same baseline latency (slope {beta:+.2f}; the runs' baseline "
+                      f"model {math.expm1(between(mx)):+.1%})" + (f"; {set_aside} wild rounds set aside" if set_aside else ""))
 
 
 def _mann_whitney(base: Measurement, cur: Measurement, ratio: float | None, worse: float, lim: float, alpha: float,
@@ -793,7 +809,7 @@ def _only_rounds(m: Measurement, keep: list[int], value: float) -> Measurement:
         return tuple(xs[i] for i in keep) if len(xs) == n else xs
 
     return replace(m, value=value, rounds=cut(m.rounds), round_ids=cut(m.round_ids), probes=cut(m.probes),
-                   state=cut(m.state), round_unstable=cut(m.round_unstable), samples=())
+                   state=cut(m.state), round_unstable=cut(m.round_unstable), stratum=cut(m.stratum), samples=())
 
 
 def paired_rounds(m: Measurement, fastest: float | None = None) -> Measurement | None:
@@ -823,6 +839,66 @@ def paired_rounds(m: Measurement, fastest: float | None = None) -> Measurement |
                        probes=probes if all(p > 0 for p in probes) else (), round_unstable=("",) * len(idx), unit="x")
 
 
+def machine_states(xs: list[float], margin: float) -> list[int]:
+    """Each value's machine state: 0 for the ``margin`` window (:func:`in_state`) that holds the most
+    of them (:func:`state_level`), 1 for the window that holds the most of the rest, and so on."""
+    label = [-1] * len(xs)
+    k = 0
+    while -1 in label:
+        level = state_level([x for x, s in zip(xs, label, strict=True) if s < 0], margin)
+        if level is None:  # only values that are no timing (0) left
+            break
+        for i, x in enumerate(xs):
+            if label[i] < 0 and in_state(x, level, margin):
+                label[i] = k
+        k += 1
+    return label
+
+
+def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGIN) -> tuple[Measurement, Measurement]:
+    """Two runs' alternated rounds (:func:`paired_rounds`) cut to the machine states both were timed
+    in, each round labelled with its state (``stratum``) for :func:`decide_alternated`, then checked
+    for spread as :func:`usable_rounds` does.
+
+    The state is read from the baseline model's latency in the round (:func:`machine_states`,
+    ``margin`` windows). The state most rounds of both runs were timed in is kept. When a run has
+    under half its rounds and under :data:`STATE_ROUNDS` there, each other state both runs have
+    :data:`MIN_ROUNDS` rounds in joins it, so the change can be read within each. A run still left
+    with too few was timed in other states than the other: ``other_state``.
+
+    On the 2-core VM under a noisy neighbour, an unchanged run at batch 1 had 5 of 20 rounds in the
+    usual state (fp32 6.8-7.2 ms), 7 with the neighbour on (15-16 ms) and the rest in the VM's slow
+    state; a run slowed 5% had 11 and 4 there. int8/fp32 read 1.10 and 1.05 in the two states
+    unchanged, 1.16 and 1.10 slowed: the state moves the ratio, but the slowdown shows in each. The
+    other states join only when needed: at batch 8 the same unchanged run read 1.14-1.84 in its
+    rounds with the neighbour on, against 1.04-1.20 in the usual state (benchmarks/false_alarm.py).
+    """
+    from dataclasses import replace
+
+    n = len(pb.rounds)
+    if len(pb.state) != n or len(pc.state) != len(pc.rounds):
+        return pb, pc
+    label = machine_states(list(pb.state + pc.state), margin)
+    sb, sc = label[:n], label[n:]
+    shared = {0}
+    if any(states.count(0) < min(len(states) / 2, STATE_ROUNDS) for states in (sb, sc)):
+        shared |= {k for k in set(label) if k > 0 and min(sb.count(k), sc.count(k)) >= MIN_ROUNDS}
+
+    def cut(m: Measurement, states: list[int]) -> Measurement:
+        keep = [i for i, k in enumerate(states) if k in shared]
+        n = len(m.rounds)
+        if len(keep) < min(n / 2, STATE_ROUNDS) or not keep:
+            level = state_level(pb.state + pc.state, margin) or 1.0
+            return replace(m, other_state=f"{n - len(keep)} of {n} rounds timed in another machine state than most of "
+                                          f"this cell's rounds in both runs (the baseline model's latency "
+                                          f"{statistics.median(m.state) / level - 1:+.0%} against theirs)")
+        m = replace(m, stratum=tuple(states))
+        if len(keep) < n:
+            m = _only_rounds(m, keep, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in keep)))
+        return usable_rounds(m, None, margin)
+    return cut(pb, sb), cut(pc, sc)
+
+
 def probe_kept(probes: tuple[float, ...] | list[float], level: float, margin: float = STATE_MARGIN) -> list[int] | None:
     """The indices of the rounds whose speed probe lies in the state at ``level``; None when under
     half of them and under :data:`STATE_ROUNDS` do, as :func:`usable_rounds` rules for a cell."""
@@ -831,7 +907,7 @@ def probe_kept(probes: tuple[float, ...] | list[float], level: float, margin: fl
 
 
 def probe_steady(pb: Measurement, pc: Measurement, margin: float = STATE_MARGIN) -> tuple[Measurement, Measurement]:
-    """Two runs' alternated rounds (:func:`paired_rounds`, after :func:`usable_rounds`) without those
+    """Two runs' alternated rounds (:func:`paired_rounds`, after :func:`shared_states`) without those
     whose speed probe, taken right after the alternation, lies over ``margin`` above the state most
     of both runs' probes sit at. As in :func:`usable_rounds`, a run left with under half its rounds
     and under :data:`STATE_ROUNDS` was timed in another state than the other: ``other_state``.
@@ -1071,9 +1147,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
             mb, mc = _with_probe_screen(mb, fastest), _with_probe_screen(mc, fastest)
             pb, pc = (paired_rounds(mb, fastest), paired_rounds(mc, fastest)) if paired and relative and pkey else (None, None)
             if pb is not None and pc is not None:
-                level = state_level(pb.state + pc.state, PAIRED_MARGIN)
-                pb, pc = (usable_rounds(pb, level, PAIRED_MARGIN, "the baseline model's latency"),
-                          usable_rounds(pc, level, PAIRED_MARGIN, "the baseline model's latency"))
+                pb, pc = shared_states(pb, pc, PAIRED_MARGIN)
                 paired_of[(key, metric)] = probe_steady(pb, pc, state_margin) if state_margin else (pb, pc)
             if mb.timed and mc.timed:
                 # each cell against its own probes in both runs: what a cell ran just before shifts its
@@ -1121,7 +1195,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
         for key, _, mb, mc, pkey in items:
             if key in verdicts:
                 continue
-            v = decide_alternated(*alternated[key], rule, alpha=alpha) if key in alternated else None
+            alt = v = decide_alternated(*alternated[key], rule, alpha=alpha) if key in alternated else None
             if v is not None and v.status != NOT_COMPARABLE:
                 pass  # the model and the baseline's shared the machine's state: nothing else to rule out
             elif key in rel:
@@ -1179,6 +1253,11 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
                     v.method += "; absolute timings: in the history they drift less than the ratio to the baseline's cell"
                 elif pkey in verdicts and verdicts[pkey].status != UNCHANGED and not stood_in:
                     v.method += f"; the baseline's cell changed ({verdicts[pkey].status})"
+            if alt is not None and v is not alt:  # say why the alternated rounds did not decide
+                if v.status == NOT_COMPARABLE:
+                    v.reason = f"{v.reason}; alternated rounds: {alt.reason}" if v.reason else f"alternated rounds: {alt.reason}"
+                else:
+                    v.method += f"; not judged on its alternated rounds: {alt.reason}"
             verdicts[key] = v
         for key, name, mb, mc, pkey in items:
             if verdicts[key].status == NOT_COMPARABLE and rule.judged and mb.timed and mc.timed:
