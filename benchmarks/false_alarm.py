@@ -2,6 +2,7 @@
 
     python benchmarks/false_alarm.py --unchanged 15 --slowed 5 -o /tmp/false-alarm
     python benchmarks/false_alarm.py --unchanged 15 --slowed 4 --slowdown 0.05 0.1 0.2 -o DIR
+    python benchmarks/false_alarm.py --across DIR1 DIR2 DIR3
 
 Runs N unchanged runs and, for each ``--slowdown`` (default 5%), M runs whose ``quantize``
 technique is made exactly that much slower by benchmarks/degrade_plugin.py (busy-waiting that
@@ -27,6 +28,11 @@ run-to-run spread of each cell's latency, in %), and the same tables for nightly
 (each run against the unchanged run just before it), there also as ``optbench compare`` judges
 nightly ("looks back": the earlier runs' noise, and a cell the run before cannot judge judged
 against an earlier one).
+
+``--across DIR DIR ...`` runs nothing either: it sets the runs of several such directories (hours)
+against each other, each hour's unchanged runs as the baselines of every other hour's runs, as a
+nightly compare sets a run against the day before's (the default rule, the rule without the
+alternated ratio and asv's).
 
 ``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
 was written next to them count as ``--slowdown``'s first value). The defaults are the settings
@@ -144,9 +150,86 @@ def record_history(out: Path) -> None:
             record_run_dir(d, path=db, log=lambda _: None)
 
 
+def flagged(base, cur, variant: str, h=None) -> dict[str, str]:
+    """Per latency cell of one compare, its verdict under ``variant`` ("history" and "looks back"
+    read the history ``h``)."""
+    from optbench.compare import STATE_MARGIN, Measurement, compare_runs, decide, rule_for
+    from optbench.history import compare_in_history, history_noise
+
+    (bm, br), (cm, cr) = base, cur
+    noise = None
+    if variant == "history":
+        # every other unchanged run, before or after (leave-two-out), not only the earlier ones
+        noise = history_noise(h, {**cm, "started": "9999"}, cr, exclude=(bm["run_id"], cm["run_id"]))
+    if variant == "asv":
+        out_cells = {}
+        for b in br:
+            c = next((x for x in cr if x["cell"] == b["cell"]), None)
+            mb, mc = Measurement.from_row(b, "latency"), Measurement.from_row(c, "latency") if c else None
+            if mb and mc:
+                raw_b = Measurement(mb.value, samples=mb.samples)
+                raw_c = Measurement(mc.value, samples=mc.samples)
+                out_cells[b["technique"]["label"] + f" b={b['workload']['batch']}"] = decide(raw_b, raw_c, rule_for("latency")).status
+        return out_cells
+    if variant == "looks back":  # what `optbench compare` does nightly: the history's noise (earlier runs),
+        # and a cell the baseline cannot judge judged against an earlier unchanged run
+        cmp = compare_in_history(h, bm, br, cm, cr)
+    else:
+        cmp = compare_runs(bm, br, cm, cr, history_noise=noise, relative=variant != "absolute", paired=variant != "not alternated",
+                           state_margin=None if variant == "no state check" else STATE_MARGIN)
+    return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
+            for r in cmp.results if r.metric == "latency"}
+
+
+def rates(label: str, fa_pairs: list, det_pairs: dict[float, list], h=None) -> tuple[int, list[dict[str, list[int]]]]:
+    """False alarms; per slowdown, per slowed cell and "all": [detected, trials, not comparable]."""
+    from optbench.compare import NOT_COMPARABLE, REGRESSION
+
+    fa = 0
+    for base, cur in fa_pairs:
+        fa += any(s == REGRESSION for s in flagged(base, cur, label, h).values())
+    det = []
+    for pairs in det_pairs.values():
+        counts: dict[str, list[int]] = {"all": [0, 0, 0]}
+        for base, cur in pairs:
+            for cell, v in flagged(base, cur, label, h).items():
+                if not cell.startswith("none"):
+                    for c in (counts["all"], counts.setdefault(cell, [0, 0, 0])):
+                        c[0] += v == REGRESSION
+                        c[1] += 1
+                        c[2] += v == NOT_COMPARABLE
+        det.append(counts)
+    return fa, det
+
+
+def table(title: str, variants: list[str], fa_pairs: list, det_pairs: dict[float, list], h=None) -> None:
+    """One table: per rule, the false alarms over ``fa_pairs`` and, per slowdown, the slowed cells
+    flagged over ``det_pairs`` (of all trials and of the comparable ones)."""
+    def cols(counts: list[list[int]]) -> str:
+        return "".join(f"   {f'{hit} / {n} ({100 * hit / max(n, 1):.1f}%)':>24} "
+                       f"{f'{hit} / {n - nc} ({100 * hit / max(n - nc, 1):.1f}%)':>16}" for hit, n, nc in counts)
+
+    print(f"\n{title}")
+    print(f"{'rule':24} {'false alarms':>16}" + "".join(f"   {f'{pct(level)} slower: detected':>24} {'of comparable':>16}"
+                                                  for level in det_pairs))
+    for variant in variants:
+        fa, det = rates(variant, fa_pairs, det_pairs, h)
+        print(f"{variant:24} {f'{fa} / {len(fa_pairs)} ({100 * fa / max(len(fa_pairs), 1):.1f}%)':>16}"
+              + cols([c["all"] for c in det]))
+        if variant != "default":
+            continue
+        for cell in sorted({k for c in det for k in c} - {"all"}):
+            print(f"{'  ' + cell:24} {'':16}" + cols([c.get(cell, [0, 0, 0]) for c in det]))
+        tried = [(level, c["all"][0], c["all"][1]) for level, c in zip(det_pairs, det, strict=True) if c["all"][1] >= 20]
+        reliable = [level for level, hit, n in tried if hit >= 0.95 * n]
+        print("  smallest slowdown flagged in 19 of 20 trials or more: " + (
+            f"{pct(reliable[0])}" if reliable else f"none of those tried (up to {pct(tried[-1][0])})" if tried
+            else "too few trials (under 20 a slowdown)"))
+
+
 def analyse(out: Path, default_slowdown: float) -> None:
-    from optbench.compare import NOT_COMPARABLE, REGRESSION, STATE_MARGIN, Measurement, compare_runs, decide, rule_for
-    from optbench.history import History, compare_in_history, history_noise
+    from optbench.compare import Measurement
+    from optbench.history import History
 
     unchanged, slowed = load(out, "unchanged"), load_slowed(out, default_slowdown)
     print(f"{len(unchanged)} unchanged runs, " + ", ".join(f"{len(runs)} runs {pct(level)} slower" for level, runs in slowed.items())
@@ -169,74 +252,9 @@ def analyse(out: Path, default_slowdown: float) -> None:
         print(f"  {cell:24} round-to-round sd {100 * statistics.fmean(within) if within else float('nan'):.2f}%, "
               f"run-to-run sd of run means {100 * between:.2f}% ({len(runs)} runs)")
 
-    def flagged(base, cur, variant):
-        (bm, br), (cm, cr) = base, cur
-        noise = None
-        if variant == "history":
-            # every other unchanged run, before or after (leave-two-out), not only the earlier ones
-            noise = history_noise(h, {**cm, "started": "9999"}, cr, exclude=(bm["run_id"], cm["run_id"]))
-        if variant == "asv":
-            out_cells = {}
-            for b in br:
-                c = next((x for x in cr if x["cell"] == b["cell"]), None)
-                mb, mc = Measurement.from_row(b, "latency"), Measurement.from_row(c, "latency") if c else None
-                if mb and mc:
-                    raw_b = Measurement(mb.value, samples=mb.samples)
-                    raw_c = Measurement(mc.value, samples=mc.samples)
-                    out_cells[b["technique"]["label"] + f" b={b['workload']['batch']}"] = decide(raw_b, raw_c, rule_for("latency")).status
-            return out_cells
-        if variant == "looks back":  # what `optbench compare` does nightly: the history's noise (earlier runs),
-            # and a cell the baseline cannot judge judged against an earlier unchanged run
-            cmp = compare_in_history(h, bm, br, cm, cr)
-        else:
-            cmp = compare_runs(bm, br, cm, cr, history_noise=noise, relative=variant != "absolute", paired=variant != "not alternated",
-                               state_margin=None if variant == "no state check" else STATE_MARGIN)
-        return {r.name.split(" cpu ")[0] + " b=" + r.name.split(" b=")[1].split(" ")[0]: r.verdict.status
-                for r in cmp.results if r.metric == "latency"}
-
-    def rates(label: str, fa_pairs: list, det_pairs: dict[float, list]) -> tuple[int, list[dict[str, list[int]]]]:
-        """False alarms; per slowdown, per slowed cell and "all": [detected, trials, not comparable]."""
-        fa = 0
-        for base, cur in fa_pairs:
-            fa += any(s == REGRESSION for s in flagged(base, cur, label).values())
-        det = []
-        for pairs in det_pairs.values():
-            counts: dict[str, list[int]] = {"all": [0, 0, 0]}
-            for base, cur in pairs:
-                for cell, v in flagged(base, cur, label).items():
-                    if not cell.startswith("none"):
-                        for c in (counts["all"], counts.setdefault(cell, [0, 0, 0])):
-                            c[0] += v == REGRESSION
-                            c[1] += 1
-                            c[2] += v == NOT_COMPARABLE
-            det.append(counts)
-        return fa, det
-
-    def table(title: str, variants: list[str], fa_pairs: list, det_pairs: dict[float, list]) -> None:
-        def cols(counts: list[list[int]]) -> str:
-            return "".join(f"   {f'{hit} / {n} ({100 * hit / max(n, 1):.1f}%)':>24} "
-                           f"{f'{hit} / {n - nc} ({100 * hit / max(n - nc, 1):.1f}%)':>16}" for hit, n, nc in counts)
-
-        print(f"\n{title}")
-        print(f"{'rule':24} {'false alarms':>16}" + "".join(f"   {f'{pct(level)} slower: detected':>24} {'of comparable':>16}"
-                                                      for level in det_pairs))
-        for variant in variants:
-            fa, det = rates(variant, fa_pairs, det_pairs)
-            print(f"{variant:24} {f'{fa} / {len(fa_pairs)} ({100 * fa / max(len(fa_pairs), 1):.1f}%)':>16}"
-                  + cols([c["all"] for c in det]))
-            if variant != "default":
-                continue
-            for cell in sorted({k for c in det for k in c} - {"all"}):
-                print(f"{'  ' + cell:24} {'':16}" + cols([c.get(cell, [0, 0, 0]) for c in det]))
-            tried = [(level, c["all"][0], c["all"][1]) for level, c in zip(det_pairs, det, strict=True) if c["all"][1] >= 20]
-            reliable = [level for level, hit, n in tried if hit >= 0.95 * n]
-            print("  smallest slowdown flagged in 19 of 20 trials or more: " + (
-                f"{pct(reliable[0])}" if reliable else f"none of those tried (up to {pct(tried[-1][0])})" if tried
-                else "too few trials (under 20 a slowdown)"))
-
     table("every pair: each unchanged run against each later one, each slowed run against each unchanged one",
           ["default", "not alternated", "history", "no state check", "absolute", "asv"], list(itertools.combinations(unchanged, 2)),
-          {level: list(itertools.product(unchanged, runs)) for level, runs in slowed.items()})
+          {level: list(itertools.product(unchanged, runs)) for level, runs in slowed.items()}, h)
     # nightly use compares a run with the one before it: the history's run-to-run noise is the noise of
     # exactly such neighbours (runs far apart also differ by the drift in between)
     ordered = sorted([(m, r, None) for m, r in unchanged] + [(m, r, level) for level, runs in slowed.items() for m, r in runs],
@@ -250,8 +268,31 @@ def analyse(out: Path, default_slowdown: float) -> None:
         if level is None:
             last_u = (m, r)
     table("nightly-like: each run against the unchanged run just before it", ["default", "history", "looks back", "asv"],
-          neighbours_u, neighbours_s)
+          neighbours_u, neighbours_s, h)
     h.close()
+
+
+def analyse_across(dirs: list[Path], default_slowdown: float) -> None:
+    """Runs of different hours against each other, as a nightly compare sets one day's run against
+    the day before's: every unchanged run of one hour as the baseline of every unchanged run
+    (false alarms) and slowed run (detection) of each other hour, per ordered pair of hours and in
+    all. Only the rules that need no history: the hours' own histories hold none of the others."""
+    runs = {d: (load(d, "unchanged"), load_slowed(d, default_slowdown)) for d in dirs}
+    variants = ["default", "not alternated", "asv"]
+    every_fa: list = []
+    every_det: dict[float, list] = {}
+    for a, b in itertools.permutations(dirs, 2):
+        fa_pairs = list(itertools.product(runs[a][0], runs[b][0]))
+        det_pairs = {level: list(itertools.product(runs[a][0], slowed)) for level, slowed in runs[b][1].items()}
+        fa, det = rates("default", fa_pairs, det_pairs)
+        print(f"{a.name} -> {b.name}: false alarms {fa} / {len(fa_pairs)}; " + ", ".join(
+            f"{pct(level)} slower detected {c['all'][0]} / {c['all'][1]} ({c['all'][2]} not comparable)"
+            for level, c in zip(det_pairs, det, strict=True)), flush=True)
+        every_fa += fa_pairs
+        for level, pairs in det_pairs.items():
+            every_det.setdefault(level, []).extend(pairs)
+    table(f"every run of each hour against the unchanged runs of each other hour ({len(dirs)} hours)", variants,
+          every_fa, dict(sorted(every_det.items())))
 
 
 def main() -> None:
@@ -269,7 +310,12 @@ def main() -> None:
     ap.add_argument("--paired", type=float, default=1.0, metavar="S",
                     help="measure.paired_s: a technique cell's later rounds also time it alternately with the baseline's model for S s (the nightly example's: 1; 0: off)")
     ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
+    ap.add_argument("--across", nargs="+", type=Path, metavar="DIR",
+                    help="run nothing: compare the runs already in these directories (hours) against each other")
     args = ap.parse_args()
+    if args.across:
+        analyse_across(args.across, args.slowdown[0])
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.reuse:
