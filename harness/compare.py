@@ -19,7 +19,9 @@ successive run-to-run differences where that is wider than an assumed drift. The
 tests of one compare share one false-alarm rate (Bonferroni). The VM also switches, for
 minutes at a time, into a slower state where kernels do not slow alike: rounds measured in
 another state than most of a cell's are left out (:func:`usable_rounds`), and a round far off
-its run's others is trimmed (Yuen's test). asv's rule is kept as the fallback where no
+its run's others is trimmed (Yuen's test). With ``measure.paired_s`` a technique is also timed
+alternately with the baseline's model in one process, and judged on that ratio state by state
+(:func:`shared_states`, :func:`decide_alternated`). asv's rule is kept as the fallback where no
 replication exists (``rounds: 1`` and no history), and said so in the verdict.
 """
 
@@ -89,11 +91,20 @@ MIN_ROUNDS = 3
 #: the rounds caught 17 (6 did better than 4, 5 or 8); no false alarm in 45 compares of unchanged runs
 #: either way, and the quiet hours (q1, q2: 224 trials, 78 compares) unchanged
 STATE_ROUNDS = 6
-#: a technique's cell timed alternately with the baseline's model (``measure.paired_s``) is judged on
-#: the rounds whose baseline model median lies in the window of this width that holds the most of
-#: them in both runs: the 2-core VM's states show there as 6.4-7.3 ms against 9.0-9.9 ms (fp32, batch
-#: 1), and int8/fp32 as 1.11x against 1.47x, so rounds of one state are not compared with another's
+#: a technique's cell timed alternately with the baseline's model (``measure.paired_s``) is judged
+#: state by state, a state being (first) a window of this width of the baseline model's median in the
+#: round: the 2-core VM's states show there as 6.4-7.3 ms against 9.0-9.9 ms (fp32, batch 1), and
+#: int8/fp32 as 1.11x against 1.47x, so rounds of one state are not compared with another's
 PAIRED_MARGIN = 0.15
+#: alternated rounds are judged state by state: a state (the baseline model's latency window, and
+#: whether the speed probe after the alternation says the round was disturbed) joins when both runs
+#: have this many rounds in it, and rounds of a state only one run was timed in are set aside
+STRATUM_ROUNDS = 2
+#: each state's own spread of the alternated ratio, shrunk toward the states' geometric mean spread as
+#: if that were worth this many more rounds: a state's weight follows its spread (a state under a noisy
+#: neighbour read int8/fp32 1.14-1.84 at batch 8, the usual state 1.04-1.20), but two or three
+#: rounds that happen to agree must not outweigh the rest
+STRATUM_PRIOR_DF = 4.0
 #: the history's series of a technique's latency over the baseline's model, timed alternately
 #: (``measure.paired_s``): one line per run, its rounds as [ratio, baseline model median] pairs
 ALTERNATED = "latency_vs_baseline"
@@ -485,9 +496,11 @@ def decide_alternated(base: Measurement, cur: Measurement, rule: MetricRule, *, 
     fit are set aside (once), as Yuen's trimming does for round medians.
 
     Rounds of more than one machine state (``stratum``, :func:`shared_states`) are judged state by
-    state, each run and state its own mean, and the states' changes averaged with weights
-    1/(1/n_base + 1/n_current): the state moves the ratio, so rounds of one state are never set
-    against another's.
+    state, each run and state its own mean: the state moves the ratio, so rounds of one state are
+    never set against another's. The states' changes are averaged with weights inverse to their
+    variance, each state's spread shrunk toward the others' (:data:`STRATUM_PRIOR_DF`), with
+    Welch-Satterthwaite degrees of freedom: a state whose rounds scatter (a neighbour busy on one
+    core) counts for little, and a clean one for much.
     """
     ratio = _ratio(base.value, cur.value)
     why = screen(base, cur)
@@ -501,18 +514,42 @@ def decide_alternated(base: Measurement, cur: Measurement, rule: MetricRule, *, 
     df = len(res) - len(groups) - 1
     if df < 1 or sxx <= 0 or not strata:
         return decide(base, cur, rule, alpha=alpha, replicates="round ratios to the baseline's model timed alternately")
-    w = {k: 1 / (1 / len(groups[(0, k)]) + 1 / len(groups[(1, k)])) for k in strata}
-    total = sum(w.values())
+    share = df / (len(res) - len(groups))  # each state's part of the residual df (the common slope costs one)
+    own_df = {k: (len(groups[(0, k)]) + len(groups[(1, k)]) - 2) * share for k in strata}
+    df_of = {k: own_df[k] + STRATUM_PRIOR_DF for k in strata}
+
+    def spread(slope: float) -> dict:
+        """Each state's residual variance, shrunk toward the states' geometric mean variance (as limma
+        moderates a gene's variance): a state of 2 + 2 rounds that happen to agree is pulled up
+        toward the others, one of 20 rounds barely moves, and a scattered state does not inflate a clean one."""
+        ss = {k: sum((y - my[g] - slope * (x - mx[g])) ** 2 for g in ((0, k), (1, k)) for x, y in groups[g]) for k in strata}
+        logs = [(own_df[k], math.log(ss[k] / own_df[k])) for k in strata if own_df[k] > 0 and ss[k] > 0]
+        prior = math.exp(sum(d * v for d, v in logs) / sum(d for d, _ in logs)) if logs else 0.0
+        return {k: (ss[k] + STRATUM_PRIOR_DF * prior) / df_of[k] for k in strata}
+
+    s2_of = spread(beta)
+    slope_var = s2_of[strata[0]] / sxx
+    if len(strata) > 1:  # the common slope again, each state weighted by its spread (weighted least squares)
+        within = [(g, x, y) for g in groups if g[1] in s2_of for x, y in groups[g]]
+        wxx = sum((x - mx[g]) ** 2 / s2_of[g[1]] for g, x, _ in within)
+        if wxx > 0:
+            beta = sum((x - mx[g]) * (y - my[g]) / s2_of[g[1]] for g, x, y in within) / wxx
+            slope_var = 1 / wxx
+            s2_of = spread(beta)
+    var_of = {k: s2_of[k] * (1 / len(groups[(0, k)]) + 1 / len(groups[(1, k)])) for k in strata}
+    total = sum(1 / v for v in var_of.values())
+    w = {k: 1 / var_of[k] / total for k in strata}
 
     def between(mean: dict) -> float:  # current minus baseline, averaged over the states
-        return sum(w[k] * (mean[(1, k)] - mean[(0, k)]) for k in strata) / total
-    s2 = sum(r * r for r in res) / df
+        return sum(w[k] * (mean[(1, k)] - mean[(0, k)]) for k in strata)
     d = between(my) - beta * between(mx)
-    var = s2 * (1 / total + between(mx) ** 2 / sxx)
+    var = 1 / total + between(mx) ** 2 * slope_var
+    if len(strata) > 1:
+        df = min(df, (1 / total) ** 2 / sum((w[k] ** 2 * var_of[k]) ** 2 / df_of[k] for k in strata))
     worse = 1.0 if rule.higher_is_worse else -1.0
     nb, nc = (sum(len(grp) for (g, k), grp in groups.items() if g == run and k in strata) for run in (0, 1))
     set_aside = len(pts) - len(res)
-    states = f" in {len(strata)} machine states" if len(strata) > 1 else ""
+    states = f" in {len(strata)} machine states, each weighted by its spread" if len(strata) > 1 else ""
     return _t_verdict(d, max(var, 1e-12), df, worse, math.log1p(rule.threshold), alpha, rule.judged,
                       f"t-test on round ratios to the baseline's model timed alternately in the same process, "
                       f"{nb}+{nc} rounds{states}, at the same baseline latency (slope {beta:+.2f}; the runs' baseline "
@@ -855,23 +892,27 @@ def machine_states(xs: list[float], margin: float) -> list[int]:
     return label
 
 
-def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGIN) -> tuple[Measurement, Measurement]:
+def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGIN,
+                  probe_margin: float | None = STATE_MARGIN) -> tuple[Measurement, Measurement]:
     """Two runs' alternated rounds (:func:`paired_rounds`) cut to the machine states both were timed
     in, each round labelled with its state (``stratum``) for :func:`decide_alternated`, then checked
     for spread as :func:`usable_rounds` does.
 
-    The state is read from the baseline model's latency in the round (:func:`machine_states`,
-    ``margin`` windows). The state most rounds of both runs were timed in is kept. When a run has
-    under half its rounds and under :data:`STATE_ROUNDS` there, each other state both runs have
-    :data:`MIN_ROUNDS` rounds in joins it, so the change can be read within each. A run still left
-    with too few was timed in other states than the other: ``other_state``.
+    A round's state is the window of the baseline model's latency it lies in (:func:`machine_states`,
+    ``margin`` windows), and whether the speed probe taken right after its alternation lies over
+    ``probe_margin`` above the level most of both runs' probes share (disturbed while it alternated;
+    ``None``: not asked). Every state both runs have :data:`STRATUM_ROUNDS` rounds in is kept; the
+    change is read within each. A run left with under half its rounds and under
+    :data:`STATE_ROUNDS` was timed in other states than the other: ``other_state``.
 
-    On the 2-core VM under a noisy neighbour, an unchanged run at batch 1 had 5 of 20 rounds in the
-    usual state (fp32 6.8-7.2 ms), 7 with the neighbour on (15-16 ms) and the rest in the VM's slow
-    state; a run slowed 5% had 11 and 4 there. int8/fp32 read 1.10 and 1.05 in the two states
-    unchanged, 1.16 and 1.10 slowed: the state moves the ratio, but the slowdown shows in each. The
-    other states join only when needed: at batch 8 the same unchanged run read 1.14-1.84 in its
-    rounds with the neighbour on, against 1.04-1.20 in the usual state (benchmarks/false_alarm.py).
+    Why states and not one window: the state moves the ratio. Under a noisy neighbour on the 2-core
+    VM int8/fp32 at batch 1 read 1.10 in the usual state and 1.05 with the neighbour on, and rounds
+    whose probe said they were disturbed read +0.6% to +3.5% at batch 8 (five hours,
+    benchmarks/false_alarm.py). Why not keep only the usual state, as compare did until then: in a
+    noisy hour half the rounds were timed with the probe 25% slow and the baseline model in two
+    windows 35% apart, the usual state kept 4-9 of a run's 20 rounds, and a 5% slowdown was caught
+    in 55 of 80 compares, though the ratio in each state holding 14 rounds of the hour or more lay
+    within 1.5% of its run's median.
     """
     from dataclasses import replace
 
@@ -879,19 +920,21 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
     if len(pb.state) != n or len(pc.state) != len(pc.rounds):
         return pb, pc
     label = machine_states(list(pb.state + pc.state), margin)
+    probes = pb.probes + pc.probes
+    if probe_margin and len(probes) == len(label):
+        level = state_level(probes, probe_margin)
+        label = [2 * k + (not in_probe_state(p, level, probe_margin)) for k, p in zip(label, probes, strict=True)]
     sb, sc = label[:n], label[n:]
-    shared = {0}
-    if any(states.count(0) < min(len(states) / 2, STATE_ROUNDS) for states in (sb, sc)):
-        shared |= {k for k in set(label) if k > 0 and min(sb.count(k), sc.count(k)) >= MIN_ROUNDS}
+    shared = {k for k in set(label) if min(sb.count(k), sc.count(k)) >= STRATUM_ROUNDS}
 
     def cut(m: Measurement, states: list[int]) -> Measurement:
         keep = [i for i, k in enumerate(states) if k in shared]
         n = len(m.rounds)
         if len(keep) < min(n / 2, STATE_ROUNDS) or not keep:
             level = state_level(pb.state + pc.state, margin) or 1.0
-            return replace(m, other_state=f"{n - len(keep)} of {n} rounds timed in another machine state than most of "
-                                          f"this cell's rounds in both runs (the baseline model's latency "
-                                          f"{statistics.median(m.state) / level - 1:+.0%} against theirs)")
+            return replace(m, other_state=f"{n - len(keep)} of {n} rounds timed in machine states the other run has "
+                                          f"under {STRATUM_ROUNDS} rounds in (the baseline model's latency "
+                                          f"{statistics.median(m.state) / level - 1:+.0%} against both runs' usual)")
         m = replace(m, stratum=tuple(states))
         if len(keep) < n:
             m = _only_rounds(m, keep, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in keep)))
@@ -906,45 +949,12 @@ def probe_kept(probes: tuple[float, ...] | list[float], level: float, margin: fl
     return keep if len(keep) >= min(len(probes) / 2, STATE_ROUNDS) else None
 
 
-def probe_steady(pb: Measurement, pc: Measurement, margin: float = STATE_MARGIN) -> tuple[Measurement, Measurement]:
-    """Two runs' alternated rounds (:func:`paired_rounds`, after :func:`shared_states`) without those
-    whose speed probe, taken right after the alternation, lies over ``margin`` above the state most
-    of both runs' probes sit at. As in :func:`usable_rounds`, a run left with under half its rounds
-    and under :data:`STATE_ROUNDS` was timed in another state than the other: ``other_state``.
-
-    The baseline model's latency places a round in a machine state, but a round disturbed while it
-    alternated can still sit in that window: on the 2-core VM, over five hours of 20-round runs (one
-    with a deliberate noisy neighbour; benchmarks/false_alarm.py, int8 weight-only over fp32, 1,505
-    rounds in the window), the batch-8 rounds whose probe lay over 4% above the level read +0.6% to
-    +3.5% above their run's median ratio (sd 3.7-4.2%; 32 of 135 over 5% off), the others -0.1% to
-    +0.2% (sd 1.7-2.3%); at batch 1, +0.1% to +1.8%. int8 is slowed more than fp32 by what slows
-    the probe, so a run with more such rounds reads higher, by a fair part of a 5% change.
-    """
-    from dataclasses import replace
-
-    if pb.unstable or pb.other_state or pc.unstable or pc.other_state or not (pb.probes and pc.probes):
-        return pb, pc
-    level = state_level(pb.probes + pc.probes, margin)
-
-    def steady(m: Measurement) -> Measurement:
-        n = len(m.rounds)
-        keep = probe_kept(m.probes, level, margin) if len(m.probes) == n else list(range(n))
-        if keep is not None and len(keep) == n:
-            return m
-        if keep is None:
-            off, out = statistics.median(m.probes) / level - 1, sum(not in_probe_state(p, level, margin) for p in m.probes)
-            return replace(m, other_state=f"{out} of {n} alternated rounds timed in another machine state than "
-                                          f"most of both runs' (speed probe after the alternation {off:+.0%} against theirs)")
-        return _only_rounds(m, keep, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in keep)))
-    return steady(pb), steady(pc)
-
-
 def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """History points of :data:`ALTERNATED` (``rounds``: [ratio, baseline median, speed probe]), each
     run's value put on one footing for trends, as :func:`decide_alternated` does for two runs: only
     rounds in the :data:`PAIRED_MARGIN` window of the baseline model's latency that holds most
     rounds of the whole series, less those whose speed probe says they were disturbed (as
-    :func:`probe_steady`; rounds recorded without a probe are kept), and the run's mean log ratio
+    :func:`probe_kept`; rounds recorded without a probe are kept), and the run's mean log ratio
     taken at the series' mean baseline latency with the slope all runs share (:func:`covariance_fit`).
     ``ci95`` is the run's own t interval. A run with under :data:`MIN_ROUNDS` rounds in the window,
     or with most of its rounds disturbed, is flagged.
@@ -961,7 +971,7 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = [dict(p, ci95=None) for p in points]
     probes = [x[2] for rs in inside.values() for x in rs if len(x) > 2 and x[2] > 0]
     plevel = state_level(probes) if probes else None
-    for i, rs in inside.items():  # as probe_steady does for two runs
+    for i, rs in inside.items():  # the rounds the speed probe says were disturbed
         if plevel and rs and all(len(x) > 2 for x in rs):
             keep = probe_kept([x[2] for x in rs], plevel)
             if keep is None:
@@ -1147,8 +1157,7 @@ def compare_runs(base_meta: dict[str, Any], base_rows: list[dict[str, Any]], cur
             mb, mc = _with_probe_screen(mb, fastest), _with_probe_screen(mc, fastest)
             pb, pc = (paired_rounds(mb, fastest), paired_rounds(mc, fastest)) if paired and relative and pkey else (None, None)
             if pb is not None and pc is not None:
-                pb, pc = shared_states(pb, pc, PAIRED_MARGIN)
-                paired_of[(key, metric)] = probe_steady(pb, pc, state_margin) if state_margin else (pb, pc)
+                paired_of[(key, metric)] = shared_states(pb, pc, PAIRED_MARGIN, state_margin)
             if mb.timed and mc.timed:
                 # each cell against its own probes in both runs: what a cell ran just before shifts its
                 # probe by a few percent (torch-dynamic-int8: +5%), the machine's state by 6%
