@@ -951,50 +951,110 @@ def probe_kept(probes: tuple[float, ...] | list[float], level: float, margin: fl
 
 def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """History points of :data:`ALTERNATED` (``rounds``: [ratio, baseline median, speed probe]), each
-    run's value put on one footing for trends, as :func:`decide_alternated` does for two runs: only
-    rounds in the :data:`PAIRED_MARGIN` window of the baseline model's latency that holds most
-    rounds of the whole series, less those whose speed probe says they were disturbed (as
-    :func:`probe_kept`; rounds recorded without a probe are kept), and the run's mean log ratio
-    taken at the series' mean baseline latency with the slope all runs share (:func:`covariance_fit`).
-    ``ci95`` is the run's own t interval. A run with under :data:`MIN_ROUNDS` rounds in the window,
-    or with most of its rounds disturbed, is flagged.
+    run's value put on one footing for trends, as :func:`decide_alternated` does for two runs.
 
-    On the 2-core VM the run-to-run sd of this value was 0.36% and 0.56% for int8 at batch 1 and 8
-    over 24 unchanged runs of four hours (0.40% and 0.60% keeping the disturbed rounds), against
-    2.8% for batch 8's own latency; batch 1's own latency was unstable in most runs
-    (benchmarks/trend_noise.py).
+    Every round is put in a machine state, as :func:`shared_states` does: the :data:`PAIRED_MARGIN`
+    window of the baseline model's latency over the whole series, and whether its speed probe lies
+    over :data:`STATE_MARGIN` above the level most of the series' probes share (rounds recorded
+    without a probe count as undisturbed). The log ratio is fitted as run + state + one slope on the
+    baseline model's log latency, each state weighted by its spread (weighted least squares, the
+    spreads shrunk toward their geometric mean as in :func:`decide_alternated`), and a run's value
+    is its level in the state of most rounds, at the series' mean baseline latency; ``ci95`` is its
+    t interval. Rounds of a state no other run was timed in are set aside (they say nothing of the
+    state's offset); a run left with under :data:`MIN_ROUNDS` rounds, or timed only in states no
+    run links to the main one, is flagged. Rounds over 3.5 robust sd from the first fit are set
+    aside once, as in :func:`covariance_fit`.
+
+    On the 2-core VM, in a noisy hour with half the rounds in a second state, the run-to-run sd of
+    this value over 8 unchanged runs was 0.47% and 0.29% for int8 at batch 1 and 8, no run left out,
+    where the usual state alone had left 3 and 1 runs out at 0.50% and 0.54%; int8's own latency
+    moved 3.7% and 4.7% (benchmarks/trend_noise.py).
     """
-    pairs = {i: [(r, b, *probe) for r, b, *probe in (p.get("rounds") or []) if r and r > 0 and b and b > 0]
-             for i, p in enumerate(points) if not p.get("flagged")}
-    level = state_level([b for rs in pairs.values() for _, b, *_ in rs], PAIRED_MARGIN)
-    inside = {i: [x for x in rs if in_state(x[1], level, PAIRED_MARGIN)] for i, rs in pairs.items()} if level else {}
+    import numpy as np
+
     out = [dict(p, ci95=None) for p in points]
-    probes = [x[2] for rs in inside.values() for x in rs if len(x) > 2 and x[2] > 0]
-    plevel = state_level(probes) if probes else None
-    for i, rs in inside.items():  # the rounds the speed probe says were disturbed
-        if plevel and rs and all(len(x) > 2 for x in rs):
-            keep = probe_kept([x[2] for x in rs], plevel)
-            if keep is None:
-                out[i]["flagged"] = "most rounds timed in another machine state than the series' (speed probe)"
-            else:
-                inside[i] = [rs[k] for k in keep]
-    inside = {i: [(math.log(x[1]), math.log(x[0])) for x in rs] for i, rs in inside.items()
-              if len(rs) >= MIN_ROUNDS and not out[i].get("flagged")}
-    for i, p in enumerate(out):
-        if i in pairs and i not in inside and not p.get("flagged"):
-            p["flagged"] = f"under {MIN_ROUNDS} rounds timed in the machine state of most of the series"
-    if not inside:
+    rows = [(i, r, b, x[0] if x else 0.0) for i, p in enumerate(points) if not p.get("flagged")
+            for r, b, *x in (p.get("rounds") or []) if r and r > 0 and b and b > 0]
+    if not rows:
+        for p in out:
+            if p.get("rounds") is not None and not p.get("flagged"):
+                p["flagged"] = f"under {MIN_ROUNDS} rounds timed alternately"
         return out
+    label = machine_states([b for _, _, b, _ in rows], PAIRED_MARGIN)
+    probes = [x for *_, x in rows if x > 0]
+    level = state_level(probes) if probes else None
+    state = [2 * k + bool(level and x > 0 and not in_probe_state(x, level, STATE_MARGIN)) for k, (*_, x) in zip(label, rows, strict=True)]
+    runs_in: dict[int, set[int]] = {}
+    for (i, *_), s in zip(rows, state, strict=True):
+        runs_in.setdefault(s, set()).add(i)
+    # the states linked to the main one (most rounds) through runs timed in both, each shared by 2 runs
+    main = max(runs_in, key=lambda s: (sum(1 for x in state if x == s), -s))
+    linked, frontier = {main}, [main]
+    while frontier:
+        s = frontier.pop()
+        for other, its in runs_in.items():
+            if other not in linked and len(its) > 1 and its & runs_in[s]:
+                linked.add(other)
+                frontier.append(other)
+    kept = [(i, math.log(r), math.log(b), s) for (i, r, b, _), s in zip(rows, state, strict=True) if s in linked]
+    count = {i: sum(1 for k, *_ in kept if k == i) for i in {k for k, *_ in kept}}
+    kept = [row for row in kept if count[row[0]] >= MIN_ROUNDS]
+    for i, p in enumerate(out):
+        if not p.get("flagged") and p.get("rounds") is not None and count.get(i, 0) < MIN_ROUNDS:
+            p["flagged"] = f"under {MIN_ROUNDS} rounds timed in the machine states the series shares"
+    run_ids = sorted({i for i, *_ in kept})
+    states = sorted({s for *_, s in kept} - {main})
+    if not run_ids:
+        return out
+    grand = statistics.fmean(x for _, _, x, _ in kept)
+
+    def design(rows: list) -> tuple:
+        X = np.zeros((len(rows), len(run_ids) + len(states) + 1))
+        col = {i: c for c, i in enumerate(run_ids)} | {("s", s): len(run_ids) + c for c, s in enumerate(states)}
+        for n, (i, _, x, s) in enumerate(rows):
+            X[n, col[i]] = 1.0
+            if s != main:
+                X[n, col[("s", s)]] = 1.0
+            X[n, -1] = x - grand
+        return X, np.array([y for _, y, _, _ in rows])
+
+    def fit(rows: list, weight: dict | None = None) -> tuple:
+        X, y = design(rows)
+        w = np.array([1.0 / weight[s] for *_, s in rows]) if weight else np.ones(len(rows))
+        xtwx = X.T @ (X * w[:, None])
+        coef = np.linalg.lstsq(xtwx, X.T @ (w * y), rcond=None)[0]
+        return coef, y - X @ coef, xtwx
+
+    coef, res, _ = fit(kept)
+    mad = float(np.median(np.abs(res))) * 1.4826
+    if mad > 0:
+        inliers = [row for row, e in zip(kept, res, strict=True) if abs(e) <= HISTORY_REJECT * mad]
+        if all(sum(1 for k, *_ in inliers if k == i) >= MIN_ROUNDS for i in run_ids):
+            kept = inliers
+            coef, res, _ = fit(kept)
+    df = len(kept) - len(run_ids) - len(states) - 1
+    if df < 1:
+        return out
+    weight = None
+    if states:  # each state weighted by its spread, shrunk toward the geometric mean (decide_alternated)
+        share = df / (len(kept) - len(run_ids) - len(states))
+        ss = {s: float(sum(e * e for e, row in zip(res, kept, strict=True) if row[3] == s)) for s in [main, *states]}
+        own = {s: max(sum(1 for row in kept if row[3] == s) - 1, 0) * share for s in ss}
+        logs = [(own[s], math.log(ss[s] / own[s])) for s in ss if own[s] > 0 and ss[s] > 0]
+        prior = math.exp(sum(d * v for d, v in logs) / sum(d for d, _ in logs)) if logs else 0.0
+        weight = {s: (ss[s] + STRATUM_PRIOR_DF * prior) / (own[s] + STRATUM_PRIOR_DF) for s in ss}
+        if min(weight.values()) <= 0:
+            weight = None
+    coef, res, xtwx = fit(kept, weight)
+    scale = 1.0 if weight else float(res @ res) / df
+    cov = np.linalg.pinv(xtwx) * scale
     from scipy.stats import t as student
 
-    fit = covariance_fit([(i, x, y) for i, xy in inside.items() for x, y in xy])
-    grand = statistics.fmean(x for i in fit.groups for x, _ in fit.groups[i])
-    for i, grp in fit.groups.items():
-        y = fit.mean_y[i] - fit.slope * (fit.mean_x[i] - grand)
-        out[i]["value"] = math.exp(y)
-        res = [fit.residual(i, x, y) for x, y in grp]
-        half = float(student.ppf(0.975, len(grp) - 1)) * statistics.stdev(res) / math.sqrt(len(grp))
-        out[i]["ci95"] = [math.exp(y - half), math.exp(y + half)]
+    half = float(student.ppf(0.975, df))
+    for c, i in enumerate(run_ids):
+        se = math.sqrt(max(float(cov[c, c]), 0.0))
+        out[i]["value"] = math.exp(float(coef[c]))
+        out[i]["ci95"] = [math.exp(float(coef[c]) - half * se), math.exp(float(coef[c]) + half * se)]
     return out
 
 

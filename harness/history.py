@@ -101,7 +101,7 @@ def _v3(db: sqlite3.Connection) -> None:
 
 def _v4(db: sqlite3.Connection) -> None:
     """The alternated lines again, each round with the speed probe taken after its alternation
-    (:func:`~optbench.compare.alternated_series` sets disturbed rounds aside by it)."""
+    (:func:`~optbench.compare.alternated_series` reads disturbed rounds as a machine state of their own by it)."""
     _v3(db)
 
 
