@@ -9,6 +9,10 @@ interleaved rounds of 30 latency samples each, the memory, cost, accuracy and fi
 values of a real run, a run-to-run drift of 1.5% and a round-to-round spread of 0.7%,
 2% of the nights in a 10x slow mode (flagged as the runner flags them), and an 8% latency
 step of int8 at batch 1 from run ``--step-at`` on (default: two nights before the last run).
+The int8 cells' rounds after the first are also timed alternately with the baseline's model
+(``measure.paired_s``): their ratio spreads 1.5% from round to round, a fifth of the rounds in a
+second machine state (the baseline model 35% slower, the speed probe 25% slower, the ratio 1%
+higher), so the ``latency_vs_baseline`` series and its trend have a history to read too.
 Every run is recorded with its verdict against its predecessor, as a real night would be.
 """
 
@@ -50,6 +54,13 @@ def make_run(i: int, rnd: random.Random, step_at: int, rounds: int = 5) -> tuple
         stats = summarize(samples).to_dict()
         stats["speed_probe_s"] = [probe] * (2 * rounds)
         stats["rounds"] = [{"round": r + 1, "median": m, "n": 30, "ci95": [m * 0.99, m * 1.01]} for r, m in enumerate(medians)]
+        if label != "none":
+            base = next(c[2] for c in CELLS if c[:2] == ("none", batch))
+            for rd in stats["rounds"][1:]:
+                other = rnd.random() < 0.2
+                rd["paired"] = {"ratio": lat / base * (level / (lat * night)) * (1.01 if other else 1.0) * math.exp(rnd.gauss(0, 0.015)),
+                                "base_median": base * night * (1.35 if other else 1.0) * math.exp(rnd.gauss(0, 0.02)),
+                                "speed_probe_s": probe * (1.25 if other else 1.0)}
         key = f"{label}-{batch}".replace("-weight-only", "")
         row = {
             "schema": 1, "run_id": run_id, "cell": f"cell-{key}", "suite": "quickstart",
@@ -75,7 +86,7 @@ def make_run(i: int, rnd: random.Random, step_at: int, rounds: int = 5) -> tuple
     return meta, rows
 
 
-def build(path: Path, runs: int = 365, step_at: int | None = None, seed: int = 0) -> int:
+def build(path: Path, runs: int = 365, step_at: int | None = None, seed: int = 0, rounds: int = 5) -> int:
     """Write the history; returns the run where the step starts."""
     if path.exists():
         path.unlink()
@@ -83,7 +94,7 @@ def build(path: Path, runs: int = 365, step_at: int | None = None, seed: int = 0
     step_at = step_at if step_at is not None else runs - 3
     with History.open(path) as h:
         for i in range(runs):
-            meta, rows = make_run(i, rnd, step_at)
+            meta, rows = make_run(i, rnd, step_at, rounds)
             h.record(meta, rows, verdict_against_predecessor(h, meta, rows))
     return step_at
 
@@ -94,10 +105,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=365)
     ap.add_argument("--step-at", type=int, help="first run of the int8 b=1 latency step (default: runs - 3)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds a run (the nightly example's: 20)")
     args = ap.parse_args()
     out = Path(args.output)
     t0 = time.perf_counter()
-    step_at = build(out, args.runs, args.step_at, args.seed)
+    step_at = build(out, args.runs, args.step_at, args.seed, args.rounds)
     print(f"{out}: {args.runs} runs, int8-weight-only b=1 latency +8% from run {step_at}; {time.perf_counter() - t0:.1f} s, "
           f"{out.stat().st_size / 2**20:.1f} MiB")
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -982,13 +983,13 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return out
     label = machine_states([b for _, _, b, _ in rows], PAIRED_MARGIN)
     probes = [x for *_, x in rows if x > 0]
-    level = state_level(probes) if probes else None
-    state = [2 * k + bool(level and x > 0 and not in_probe_state(x, level, STATE_MARGIN)) for k, (*_, x) in zip(label, rows, strict=True)]
+    plevel = state_level(probes) if probes else None
+    state = [2 * k + bool(plevel and x > 0 and not in_probe_state(x, plevel, STATE_MARGIN)) for k, (*_, x) in zip(label, rows, strict=True)]
     runs_in: dict[int, set[int]] = {}
     for (i, *_), s in zip(rows, state, strict=True):
         runs_in.setdefault(s, set()).add(i)
     # the states linked to the main one (most rounds) through runs timed in both, each shared by 2 runs
-    main = max(runs_in, key=lambda s: (sum(1 for x in state if x == s), -s))
+    main = max(runs_in, key=lambda s: (state.count(s), -s))
     linked, frontier = {main}, [main]
     while frontier:
         s = frontier.pop()
@@ -997,64 +998,72 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 linked.add(other)
                 frontier.append(other)
     kept = [(i, math.log(r), math.log(b), s) for (i, r, b, _), s in zip(rows, state, strict=True) if s in linked]
-    count = {i: sum(1 for k, *_ in kept if k == i) for i in {k for k, *_ in kept}}
+    count = Counter(i for i, *_ in kept)
     kept = [row for row in kept if count[row[0]] >= MIN_ROUNDS]
     for i, p in enumerate(out):
         if not p.get("flagged") and p.get("rounds") is not None and count.get(i, 0) < MIN_ROUNDS:
             p["flagged"] = f"under {MIN_ROUNDS} rounds timed in the machine states the series shares"
-    run_ids = sorted({i for i, *_ in kept})
-    states = sorted({s for *_, s in kept} - {main})
-    if not run_ids:
+    if not kept:
         return out
+    runs = sorted({i for i, *_ in kept})
+    states = sorted({s for *_, s in kept} - {main})
+    idx = {i: n for n, i in enumerate(runs)}
+    col = {s: n for n, s in enumerate(states)}
     grand = statistics.fmean(x for _, _, x, _ in kept)
 
-    def design(rows: list) -> tuple:
-        X = np.zeros((len(rows), len(run_ids) + len(states) + 1))
-        col = {i: c for c, i in enumerate(run_ids)} | {("s", s): len(run_ids) + c for c, s in enumerate(states)}
-        for n, (i, _, x, s) in enumerate(rows):
-            X[n, col[i]] = 1.0
+    def fit(rows: list, var_of: dict | None = None) -> tuple:
+        """Weighted least squares of y on run + state + slope, the run effects absorbed (Frisch-Waugh-
+        Lovell): (run levels, their variances, residuals, residual df), O(rounds x states^2)."""
+        g = np.array([idx[i] for i, *_ in rows])
+        y = np.array([r[1] for r in rows])
+        z = np.zeros((len(rows), len(states) + 1))
+        for n, (_, _, x, s) in enumerate(rows):
             if s != main:
-                X[n, col[("s", s)]] = 1.0
-            X[n, -1] = x - grand
-        return X, np.array([y for _, y, _, _ in rows])
+                z[n, col[s]] = 1.0
+            z[n, -1] = x - grand
+        w = np.array([1.0 / var_of[r[3]] for r in rows]) if var_of else np.ones(len(rows))
+        sw = np.bincount(g, w, len(runs))
+        ybar = np.bincount(g, w * y, len(runs)) / sw
+        zbar = np.stack([np.bincount(g, w * z[:, j], len(runs)) for j in range(z.shape[1])], axis=1) / sw[:, None]
+        zt, yt = z - zbar[g], y - ybar[g]
+        cov = np.linalg.pinv(zt.T @ (zt * w[:, None]))
+        theta = cov @ (zt.T @ (w * yt))
+        res = yt - zt @ theta
+        df = len(rows) - len(runs) - int(np.linalg.matrix_rank(zt))
+        scale = 1.0 if var_of else float(res @ (w * res)) / max(df, 1)
+        level = ybar - zbar @ theta
+        var = scale * (1 / sw + np.einsum("ij,jk,ik->i", zbar, cov, zbar))
+        return level, var, res, df
 
-    def fit(rows: list, weight: dict | None = None) -> tuple:
-        X, y = design(rows)
-        w = np.array([1.0 / weight[s] for *_, s in rows]) if weight else np.ones(len(rows))
-        xtwx = X.T @ (X * w[:, None])
-        coef = np.linalg.lstsq(xtwx, X.T @ (w * y), rcond=None)[0]
-        return coef, y - X @ coef, xtwx
-
-    coef, res, _ = fit(kept)
+    level, var, res, df = fit(kept)
     mad = float(np.median(np.abs(res))) * 1.4826
     if mad > 0:
         inliers = [row for row, e in zip(kept, res, strict=True) if abs(e) <= HISTORY_REJECT * mad]
-        if all(sum(1 for k, *_ in inliers if k == i) >= MIN_ROUNDS for i in run_ids):
+        left = Counter(i for i, *_ in inliers)
+        if all(left[i] >= MIN_ROUNDS for i in runs):
             kept = inliers
-            coef, res, _ = fit(kept)
-    df = len(kept) - len(run_ids) - len(states) - 1
+            level, var, res, df = fit(kept)
     if df < 1:
         return out
-    weight = None
     if states:  # each state weighted by its spread, shrunk toward the geometric mean (decide_alternated)
-        share = df / (len(kept) - len(run_ids) - len(states))
-        ss = {s: float(sum(e * e for e, row in zip(res, kept, strict=True) if row[3] == s)) for s in [main, *states]}
-        own = {s: max(sum(1 for row in kept if row[3] == s) - 1, 0) * share for s in ss}
+        share = df / (len(kept) - len(runs))
+        ss = dict.fromkeys([main, *states], 0.0)
+        for e, row in zip(res, kept, strict=True):
+            ss[row[3]] += float(e * e)
+        rounds_in = Counter(row[3] for row in kept)
+        own = {s: rounds_in[s] * share for s in ss}
         logs = [(own[s], math.log(ss[s] / own[s])) for s in ss if own[s] > 0 and ss[s] > 0]
         prior = math.exp(sum(d * v for d, v in logs) / sum(d for d, _ in logs)) if logs else 0.0
-        weight = {s: (ss[s] + STRATUM_PRIOR_DF * prior) / (own[s] + STRATUM_PRIOR_DF) for s in ss}
-        if min(weight.values()) <= 0:
-            weight = None
-    coef, res, xtwx = fit(kept, weight)
-    scale = 1.0 if weight else float(res @ res) / df
-    cov = np.linalg.pinv(xtwx) * scale
+        var_of = {s: (ss[s] + STRATUM_PRIOR_DF * prior) / (own[s] + STRATUM_PRIOR_DF) for s in ss}
+        if min(var_of.values()) > 0:
+            level, var, res, df = fit(kept, var_of)
     from scipy.stats import t as student
 
     half = float(student.ppf(0.975, df))
-    for c, i in enumerate(run_ids):
-        se = math.sqrt(max(float(cov[c, c]), 0.0))
-        out[i]["value"] = math.exp(float(coef[c]))
-        out[i]["ci95"] = [math.exp(float(coef[c]) - half * se), math.exp(float(coef[c]) + half * se)]
+    for n, i in enumerate(runs):
+        se = math.sqrt(max(float(var[n]), 0.0))
+        out[i]["value"] = math.exp(float(level[n]))
+        out[i]["ci95"] = [math.exp(float(level[n]) - half * se), math.exp(float(level[n]) + half * se)]
     return out
 
 
