@@ -438,6 +438,17 @@ def _t_verdict(d: float, var: float, df: float, worse: float, lim: float, alpha:
                    (math.exp(d - q95 * se), math.exp(d + q95 * se)), p, method)
 
 
+def moderated(ss: dict[Hashable, float], df: dict[Hashable, float]) -> dict[Hashable, float]:
+    """Each group's residual variance (sum of squares ``ss`` over ``df``), shrunk toward the groups'
+    geometric mean variance as if that were worth :data:`STRATUM_PRIOR_DF` more df, as limma
+    moderates a gene's variance: a machine state of 2 + 2 rounds that happen to agree is pulled up
+    toward the others, one of 20 rounds barely moves, and a scattered state does not inflate a clean
+    one (an arithmetic pooled variance would)."""
+    logs = [(df[k], math.log(ss[k] / df[k])) for k in ss if df[k] > 0 and ss[k] > 0]
+    prior = math.exp(sum(d * v for d, v in logs) / sum(d for d, _ in logs)) if logs else 0.0
+    return {k: (ss[k] + STRATUM_PRIOR_DF * prior) / (df[k] + STRATUM_PRIOR_DF) for k in ss}
+
+
 @dataclass(frozen=True)
 class CovarianceFit:
     """One slope for every group (runs, or runs by machine state), each its own intercept: see :func:`covariance_fit`."""
@@ -519,14 +530,9 @@ def decide_alternated(base: Measurement, cur: Measurement, rule: MetricRule, *, 
     own_df = {k: (len(groups[(0, k)]) + len(groups[(1, k)]) - 2) * share for k in strata}
     df_of = {k: own_df[k] + STRATUM_PRIOR_DF for k in strata}
 
-    def spread(slope: float) -> dict:
-        """Each state's residual variance, shrunk toward the states' geometric mean variance (as limma
-        moderates a gene's variance): a state of 2 + 2 rounds that happen to agree is pulled up
-        toward the others, one of 20 rounds barely moves, and a scattered state does not inflate a clean one."""
-        ss = {k: sum((y - my[g] - slope * (x - mx[g])) ** 2 for g in ((0, k), (1, k)) for x, y in groups[g]) for k in strata}
-        logs = [(own_df[k], math.log(ss[k] / own_df[k])) for k in strata if own_df[k] > 0 and ss[k] > 0]
-        prior = math.exp(sum(d * v for d, v in logs) / sum(d for d, _ in logs)) if logs else 0.0
-        return {k: (ss[k] + STRATUM_PRIOR_DF * prior) / df_of[k] for k in strata}
+    def spread(slope: float) -> dict:  # each state's residual variance, moderated
+        return moderated({k: sum((y - my[g] - slope * (x - mx[g])) ** 2 for g in ((0, k), (1, k)) for x, y in groups[g])
+                          for k in strata}, own_df)
 
     s2_of = spread(beta)
     slope_var = s2_of[strata[0]] / sxx
@@ -1056,10 +1062,7 @@ def alternated_series(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for e, row in zip(res, kept, strict=True):
             ss[row[3]] += float(e * e)
         rounds_in = Counter(row[3] for row in kept)
-        own = {s: rounds_in[s] * share for s in ss}
-        logs = [(own[s], math.log(ss[s] / own[s])) for s in ss if own[s] > 0 and ss[s] > 0]
-        prior = math.exp(sum(d * v for d, v in logs) / sum(d for d, _ in logs)) if logs else 0.0
-        var_of = {s: (ss[s] + STRATUM_PRIOR_DF * prior) / (own[s] + STRATUM_PRIOR_DF) for s in ss}
+        var_of = moderated(ss, {s: rounds_in[s] * share for s in ss})
         if min(var_of.values()) > 0:
             level, var, res, df = fit(kept, var_of)
     from scipy.stats import t as student
