@@ -909,13 +909,8 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
     ``margin`` windows), and whether the speed probe taken right after its alternation lies over
     ``probe_margin`` above the level most of both runs' probes share (disturbed while it alternated;
     ``None``: not asked). Every state both runs have :data:`STRATUM_ROUNDS` rounds in is kept; the
-    change is read within each. A run left with under :data:`MIN_ROUNDS` rounds was timed in other
-    states than the other: ``other_state``. Unlike a cell's own rounds (:func:`usable_rounds`), no
-    share of the run's rounds is asked for: the change is read within shared states only, and the
-    t-test's df say how few rounds they are. In two noisy hours where some runs had only 3-5 of their
-    19 rounds in the other run's states (the rest in a state 25% slower, probe and baseline model
-    alike), that caught 4 of the 6 5% slowdowns half the rounds or 6 had missed within the hours and
-    10 of the 14 between them, still with no false alarm (benchmarks/false_alarm.py, q1 and q2).
+    change is read within each. A run left with under half its rounds and under
+    :data:`STATE_ROUNDS` was timed in other states than the other: ``other_state``.
 
     Why states and not one window: the state moves the ratio. Under a noisy neighbour on the 2-core
     VM int8/fp32 at batch 1 read 1.10 in the usual state and 1.05 with the neighbour on, and rounds
@@ -942,7 +937,7 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
     def cut(m: Measurement, states: list[int]) -> Measurement:
         keep = [i for i, k in enumerate(states) if k in shared]
         n = len(m.rounds)
-        if len(keep) < min(n, MIN_ROUNDS):
+        if len(keep) < min(n / 2, STATE_ROUNDS) or not keep:
             level = state_level(pb.state + pc.state, margin) or 1.0
             return replace(m, other_state=f"{n - len(keep)} of {n} rounds timed in machine states the other run has "
                                           f"under {STRATUM_ROUNDS} rounds in (the baseline model's latency "

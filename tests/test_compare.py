@@ -408,14 +408,10 @@ def test_alternated_rounds_of_several_machine_states_are_judged_state_by_state()
         same = verdict(_alternated_rows("r2", seed, slow_rounds=(9, 10, 11), busy_rounds=range(16, 21)))
         assert same.status == UNCHANGED and same.ratio == pytest.approx(1.0, abs=0.015), same
     # none of the current run's rounds in the slower state nor with the neighbour on: those states
-    # are set aside, and the baseline run's 5 rounds in the usual state decide
-    alone = verdict(_alternated_rows("r2", 2, int8_factor=1.05))
-    assert alone.status == REGRESSION and re.search(r"5\+1[89] rounds,", alone.method), alone
-    # with 2 rounds there (under 3), the baseline run is not judged on the ratio
-    base = _alternated_rows("r1", 1, slow_rounds=range(4, 15), busy_rounds=range(15, 21))
+    # do not join, and the baseline run's 5 rounds in the usual state are too few to judge it on
     alone = verdict(_alternated_rows("r2", 2, int8_factor=1.05))
     assert not alone.method.startswith("t-test on round ratios to the baseline's model"), alone
-    assert re.search(r"alternated rounds: baseline: 17 of 19 rounds timed in machine states the other run has under 2 rounds in",
+    assert re.search(r"alternated rounds: baseline: 14 of 19 rounds timed in machine states the other run has under 2 rounds in",
                      alone.reason + alone.method), alone
     # a run with all its rounds in the usual state against one with 7 there and 12 with the neighbour on
     base = _alternated_rows("r1", 1)
@@ -474,11 +470,8 @@ def test_alternated_rounds_whose_speed_probe_says_they_were_disturbed_are_judged
         assert re.search(r"1[89]\+1[89] rounds in 2 machine states", v.method), (name, v)
     both_slowed = _alternated_rows("r2", 2, disturbed=range(3, 21, 4), int8_factor=1.05)
     assert {v.status for v in verdicts(both_slowed, base=disturbed_base).values()} == {REGRESSION}
-    # a run with 14 of 19 rounds disturbed, against one with none, is judged on its other 5; with 17
-    # disturbed, it was timed in another state than the other run: not judged on its alternated rounds
+    # a run with most rounds disturbed, against one with none, was timed in another state: not judged on them
     v = verdicts(_alternated_rows("r2", 2, disturbed=range(2, 16)))["int8 cpu b=8 s=128"]
-    assert v.status == UNCHANGED and re.search(r"1[89]\+5 rounds,", v.method), v
-    v = verdicts(_alternated_rows("r2", 2, disturbed=range(2, 19)))["int8 cpu b=8 s=128"]
     assert "alternately" not in v.method and v.status != REGRESSION, v
 
     # without the probe check, the disturbed rounds make an unchanged run a ~3% "slowdown" and
