@@ -45,8 +45,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                               history=history))
     wall = time.perf_counter() - t0
     failed = sum(1 for r in outcome.rows if r["status"] == "failed")
-    ran = f"{outcome.ran} cells run" if outcome.rounds == 1 else f"{outcome.ran} cell runs ({outcome.rounds} interleaved rounds)"
-    print(f"{suite.name}: {ran}, {outcome.skipped_as_done} already done, {failed} failed, in {wall:.1f} s")
+    if outcome.rounds == 1:
+        ran = f"{outcome.ran} cells run, {outcome.skipped_as_done} already done"
+    else:  # a resumed run counts what it found done as it counts what it ran: cell runs, one per cell and round
+        ran = f"{outcome.ran} cell runs ({outcome.rounds} interleaved rounds), {outcome.runs_done} already done"
+    print(f"{suite.name}: {ran}, {failed} failed, in {wall:.1f} s")
     later = [e for r in outcome.rows for e in r.get("metrics", {}).get("latency", {}).get("rounds", []) if "waited_s" in e]
     if later:  # measure.settle_s: what waiting for the machine state cost
         waited = [e["waited_s"] for e in later if e["waited_s"] > 0]

@@ -53,6 +53,7 @@ class RunOutcome:
     interrupted: bool
     reports: list[str]
     rounds: int = 1
+    runs_done: int = 0  # cell runs (cell x round) an earlier, interrupted run had finished
 
 
 def _noop() -> None:
@@ -298,7 +299,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
 
         reports = render_all(out, pm)
     pm.run_finished(str(out), rows)
-    return RunOutcome(out, rows, ran, len(cells_done), interrupted, reports, rounds)
+    return RunOutcome(out, rows, ran, len(cells_done), interrupted, reports, rounds,
+                      sum((c["key"], r) in done for c in cells for r in range(1, rounds + 1)))
 
 
 def _stop_forkserver() -> None:

@@ -199,7 +199,7 @@ def test_rounds_interleave_cells_time_again_and_pool_the_samples(tmp_path, fault
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in written[:5]))
     again = cli("run", str(suite), "-o", str(out), env_extra=faults_env)
     assert again.returncode == 0, again.stderr
-    assert "2 cell runs (3 interleaved rounds), 1 already done" in again.stdout
+    assert "2 cell runs (3 interleaved rounds), 5 already done" in again.stdout  # cell runs, as it counts what it ran
     assert [(r["round"], r["technique"]["name"]) for r in rows_of(out)][5:] == [(3, "none"), (3, "quantize")]
 
 
