@@ -70,7 +70,8 @@ def fingerprint(threads: int | None, env: dict[str, str], plugins: dict[str, str
         "packages": {p: _version(p) for p in PACKAGES},
         "threads": threads,
         "omp": {k: v for k, v in {**os.environ, **env}.items() if k.startswith(ENV_PREFIXES)},
-        "git": git_commit(cwd),
+        # the repository the suite lives in; a suite kept outside one is run from the checkout under test
+        "git": git_commit(cwd) or git_commit("."),
         "plugins": plugins,
         "hostname": platform.node(),
     }

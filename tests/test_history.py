@@ -353,3 +353,23 @@ def test_a_cell_the_last_run_cannot_judge_is_judged_against_the_run_before_it(tm
     assert named.returncode == 0, named.stdout + named.stderr
     assert {r["status"] for r in json.loads((tmp_path / "n.json").read_text())["results"] if r["metric"] == "latency"} \
         == {"not comparable"}
+
+
+def test_the_commit_is_the_suite_repositorys_else_the_working_directorys(monkeypatch, tmp_path):
+    from optbench import envinfo
+
+    def repo(path: Path) -> str:
+        path.mkdir()
+        git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git[:3], "init", "-q"], check=True)
+        (path / "f").write_text(str(path))
+        subprocess.run([*git, "add", "f"], check=True)
+        subprocess.run([*git, "commit", "-qm", "x"], check=True)
+        return subprocess.run([*git[:3], "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+    checkout, suites, outside = repo(tmp_path / "checkout"), repo(tmp_path / "suites"), tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    assert envinfo.fingerprint(1, {}, {}, cwd=str(tmp_path / "suites"))["git"]["commit"] == suites
+    # a suite written outside any repository (a CI step's temporary variant): the checkout it runs from
+    assert envinfo.fingerprint(1, {}, {}, cwd=str(outside))["git"] == {"commit": checkout, "dirty": False}
