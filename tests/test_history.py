@@ -373,3 +373,21 @@ def test_the_commit_is_the_suite_repositorys_else_the_working_directorys(monkeyp
     assert envinfo.fingerprint(1, {}, {}, cwd=str(tmp_path / "suites"))["git"]["commit"] == suites
     # a suite written outside any repository (a CI step's temporary variant): the checkout it runs from
     assert envinfo.fingerprint(1, {}, {}, cwd=str(outside))["git"] == {"commit": checkout, "dirty": False}
+
+
+def test_a_nightly_compare_over_history_does_not_import_scipy_stats(tmp_path):
+    # scipy.stats takes ~1 s to import on the 2-core VM, more than the compare of a 365-run history
+    # itself (benchmarks/test_compare_benchmarks.py); the t quantiles come from scipy.special
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from make_history import build
+    finally:
+        sys.path.pop(0)
+    db = tmp_path / "h.db"
+    build(db, runs=12)
+    code = ("import sys; from optbench.cli import main; rc = main(['compare', '--history', sys.argv[1], '--json', sys.argv[2]]); "
+            "print(rc, 'scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(db), str(tmp_path / "c.json")], capture_output=True, text=True, timeout=120)
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert any(t["metric"] == ALTERNATED for t in data["trends"]), data["trends"]  # the alternated series was read
+    assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr
