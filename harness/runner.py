@@ -171,6 +171,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     todo = [(r, c) for r in range(1, rounds + 1) for c in cells
             if (c["key"], r) not in done and not (r > 1 and done.get((c["key"], 1)) == "skipped")]
     cells_done = [c for c in cells if done.get((c["key"], 1)) == "skipped" or all((c["key"], r) in done for r in range(1, rounds + 1))]
+    runs_done = sum((c["key"], r) in done for c in cells for r in range(1, rounds + 1))  # cell runs (cell x round) of this plan
 
     # the allocator's variables first: a suite's own env wins over them
     env = {**allocator_env(suite.allocator), **suite.env}
@@ -231,7 +232,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
         meta["segments"][-1]["server_start_s"] = round(time.perf_counter() - t_server, 3)
     if len(done):
         log(f"resuming {out}: {len(cells_done)} of {len(cells)} cells already finished"
-            + (f" ({len(done)} of {len(cells) * rounds} cell rounds)" if rounds > 1 else ""))
+            + (f" ({runs_done} of {len(cells) * rounds} cell rounds)" if rounds > 1 else ""))
     first_round = {k: st for (k, r), st in done.items() if r == 1}
     server_round = todo[0][0] if todo else 1
     try:
@@ -299,8 +300,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
 
         reports = render_all(out, pm)
     pm.run_finished(str(out), rows)
-    return RunOutcome(out, rows, ran, len(cells_done), interrupted, reports, rounds,
-                      sum((c["key"], r) in done for c in cells for r in range(1, rounds + 1)))
+    return RunOutcome(out, rows, ran, len(cells_done), interrupted, reports, rounds, runs_done)
 
 
 def _stop_forkserver() -> None:
