@@ -323,7 +323,7 @@ def test_a_twenty_round_run_mostly_in_another_state_is_judged_on_its_six_or_more
 
 
 def _alternated_rows(run, seed, *, int8_factor=1.0, slow_rounds=(), rounds=20, process_noise=0.08, alt_noise=0.015,
-                     level=1.0, slope=0.0, disturbed=(), busy_rounds=()):
+                     level=1.0, slope=0.0, disturbed=(), busy_rounds=(), hit_factor=1.09):
     """The quickstart's four cells as a noisy hour times them: each int8 cell round lands up to ~8%
     (sd) off its round's none cell, since the two run in separate processes seconds apart, while
     the same process timing int8 alternately with the baseline's model (``measure.paired_s``,
@@ -331,7 +331,7 @@ def _alternated_rows(run, seed, *, int8_factor=1.0, slow_rounds=(), rounds=20, p
     goes from 1.10x to 1.45x at batch 1 (paired_timing.py measured 1.11x against 1.47x). Within a
     state the ratio follows the baseline model's latency with ``slope`` (log-log) and the run's
     baseline model runs ``level`` x its usual latency, spread 3% (sd) from round to round. Rounds in
-    ``disturbed`` were disturbed while they alternated: int8/fp32 reads 9% higher, the baseline
+    ``disturbed`` were disturbed while they alternated: int8/fp32 reads ``hit_factor`` (9%) higher, the baseline
     model 2%, and the speed probe taken right after reads 200 us, not 170 us. In ``busy_rounds`` a
     neighbour had one of the two cores: the baseline model runs 2.1x its usual latency and
     int8/fp32 reads 5% lower (an hour with a noisy neighbour: fp32 15-16 ms against 7, int8/fp32
@@ -351,7 +351,7 @@ def _alternated_rows(run, seed, *, int8_factor=1.0, slow_rounds=(), rounds=20, p
             ratio = (1.45 if slow and r["workload"]["batch"] == 1 else fast_ratio) * int8_factor * (0.95 if busy else 1.0)
             shift = level * math.exp(rnd.gauss(0, 0.03))
             hit = rd["round"] in disturbed
-            rd["paired"] = {"ratio": ratio * shift ** slope * math.exp(rnd.gauss(0, alt_noise)) * (1.09 if hit else 1.0),
+            rd["paired"] = {"ratio": ratio * shift ** slope * math.exp(rnd.gauss(0, alt_noise)) * (hit_factor if hit else 1.0),
                             "base_median": (0.0082 if r["workload"]["batch"] == 1 else 0.050) * (1.4 if slow else 1.0)
                             * (2.1 if busy else 1.0) * shift * (1.02 if hit else 1.0),
                             "speed_probe_s": (200e-6 if hit else 170e-6) * (1 + probe.uniform(0, 0.02))}
@@ -416,29 +416,42 @@ def test_alternated_rounds_of_several_machine_states_are_judged_state_by_state()
     # a run with all its rounds in the usual state against one with 7 there and 12 with the neighbour on
     base = _alternated_rows("r1", 1)
     v = verdict(_alternated_rows("r2", 2, int8_factor=1.05, busy_rounds=range(2, 14)))
-    assert v.status == REGRESSION and re.search(r"1[89]\+7 rounds,", v.method), v
+    assert v.status == REGRESSION and re.search(r"1[789]\+7 rounds\b", v.method), v
 
 
-def test_the_alternated_ratio_is_compared_at_the_same_baseline_latency():
-    """Seen on the VM: within one state int8/fp32 at batch 1 went from 1.16x with fp32 at 6.4 ms to
-    1.08x at 7.4 ms (slope about -0.5), and a run that sat 7% faster read 3-4% higher. Compared at
-    the same baseline latency, that run is unchanged, and a 5% slowdown within it is still caught."""
+def test_runs_of_hours_whose_machine_moved_as_a_whole_are_judged_on_their_alternated_rounds():
+    """Between hours the 2-core VM moved as a whole: the baseline model's usual latency from 5.1 to
+    6.5 ms, the speed probe's usual level from 100 to 110 us, while int8/fp32 stayed within 0.7%.
+    Such runs share their machine states (30% windows of the baseline model's latency, each run's
+    probe read against its own level): an unchanged run is unchanged, a 5% slowdown is flagged,
+    and the move is named. With 15% windows and one probe level for both runs, no state was shared
+    and the alternated rounds judged nothing. The baseline model's latency is no covariate: a run
+    whose ratio sat 2% off with the machine 20% slower is not read as 2% + 20% x a slope."""
     base_meta, cur_meta = {**meta("r1", "1"), "baseline": "none"}, {**meta("r2", "2"), "baseline": "none"}
-    base = _alternated_rows("r1", 1, slope=-0.5)
+    base = _alternated_rows("r1", 1)
 
-    def b1(cur):
-        return next(r.verdict for r in compare_runs(base_meta, base, cur_meta, cur).results
-                    if r.name == "int8 cpu b=1 s=128" and r.metric == "latency")
+    def moved(rows, factor=1.18, probe=1.10):
+        for r in rows:
+            for rd in r["metrics"]["latency"]["rounds"]:
+                if "paired" in rd:
+                    rd["paired"]["base_median"] *= factor
+                    rd["paired"]["speed_probe_s"] *= probe
+        return rows
 
-    faster = _alternated_rows("r2", 2, slope=-0.5, level=0.93, alt_noise=0.008)
-    means = [statistics.fmean(math.log(rd["paired"]["ratio"]) for rd in rows[1]["metrics"]["latency"]["rounds"][1:])
-             for rows in (base, faster)]
-    assert math.exp(means[1] - means[0]) > 1.03  # the plain ratio of means reads a 3-4% "slowdown"
-    v = b1(faster)
-    assert v.status == UNCHANGED and v.ratio == pytest.approx(1.0, abs=0.012), v
-    assert "at the same baseline latency (slope -0.5" in v.method or "(slope -0.4" in v.method, v
-    v = b1(_alternated_rows("r2", 2, slope=-0.5, level=0.93, int8_factor=1.05))
-    assert v.status == REGRESSION and v.ratio == pytest.approx(1.05, abs=0.012), v
+    def b(cur):
+        return {r.name: r.verdict for r in compare_runs(base_meta, base, cur_meta, cur).results
+                if r.name.startswith("int8") and r.metric == "latency"}
+
+    for seed in (2, 3, 4):
+        for name, v in b(moved(_alternated_rows("r2", seed))).items():
+            assert v.status == UNCHANGED and v.ratio == pytest.approx(1.0, abs=0.015), (name, v)
+            assert re.search(r"1[89]\+1[89] rounds \(the baseline's model \+1\d\.\d% between the runs\)", v.method), (name, v)
+        for name, v in b(moved(_alternated_rows("r2", seed, int8_factor=1.05))).items():
+            assert v.status == REGRESSION and v.ratio == pytest.approx(1.05, abs=0.015), (name, v)
+            assert v.method.startswith("t-test on round ratios to the baseline's model timed alternately"), (name, v)
+    # a fifth slower, the other a fifth faster than the baseline's: still one state of both runs
+    for name, v in b(moved(_alternated_rows("r2", 2, int8_factor=1.05), factor=0.85, probe=0.92)).items():
+        assert v.status == REGRESSION and "1 machine state" not in v.method and " in 2 machine states" not in v.method, (name, v)
 
 
 def test_alternated_rounds_whose_speed_probe_says_they_were_disturbed_are_judged_as_a_state_of_their_own():
@@ -460,7 +473,7 @@ def test_alternated_rounds_whose_speed_probe_says_they_were_disturbed_are_judged
     disturbed_base = _alternated_rows("r1", 1, disturbed=hit)
     for name, v in verdicts(unchanged).items():
         assert v.status == UNCHANGED and v.ratio == pytest.approx(1.0, abs=0.012), (name, v)
-        assert re.search(r"1[89]\+1[12] rounds,", v.method), (name, v)  # the second run: its 12 undisturbed rounds
+        assert re.search(r"1[89]\+1[12] rounds\b", v.method), (name, v)  # the second run: its 12 undisturbed rounds
     for name, v in verdicts(slowed, base=disturbed_base).items():
         assert v.status == REGRESSION and v.ratio == pytest.approx(1.05, abs=0.012), (name, v)
     # both runs disturbed in some rounds: those rounds are a state of their own, read within it
@@ -470,9 +483,12 @@ def test_alternated_rounds_whose_speed_probe_says_they_were_disturbed_are_judged
         assert re.search(r"1[89]\+1[89] rounds in 2 machine states", v.method), (name, v)
     both_slowed = _alternated_rows("r2", 2, disturbed=range(3, 21, 4), int8_factor=1.05)
     assert {v.status for v in verdicts(both_slowed, base=disturbed_base).values()} == {REGRESSION}
-    # a run with most rounds disturbed, against one with none, was timed in another state: not judged on them
-    v = verdicts(_alternated_rows("r2", 2, disturbed=range(2, 16)))["int8 cpu b=8 s=128"]
-    assert "alternately" not in v.method and v.status != REGRESSION, v
+    # a run disturbed in most of its rounds reads that state as its usual one: each run's probes are
+    # read against its own level, which moves between hours as a whole (100 us, then 110), and the two
+    # look alike. At the offsets seen on the VM (+0.6% to +3.5% at batch 8) that is not flagged
+    for seed in (2, 3, 4):
+        for name, v in verdicts(_alternated_rows("r2", seed, disturbed=range(2, 16), hit_factor=1.03)).items():
+            assert v.status == UNCHANGED and v.ratio > 1.01, (name, v)
 
     # without the probe check, the disturbed rounds make an unchanged run a ~3% "slowdown" and
     # shrink a 5% one
