@@ -471,7 +471,7 @@ def set_aside_wild(pts: list[tuple[Hashable, float]], *, min_per_group: int = MI
 def decide_alternated(base: Measurement, cur: Measurement, rule: MetricRule, *, alpha: float = ALPHA) -> Verdict:
     """Judge a technique's latency on its rounds timed alternately with the baseline's model
     (:func:`paired_rounds`): a t-test on the two runs' mean log ratio per round. Rounds whose
-    ratio lies over 3.5 robust sd from their run's others are set aside (once), as Yuen's
+    ratio lies over 3.5 robust sd from their run's others in their state are set aside (once), as Yuen's
     trimming does for round medians.
 
     Rounds of more than one machine state (``stratum``, :func:`shared_states`) are judged state by
@@ -520,7 +520,7 @@ def decide_alternated(base: Measurement, cur: Measurement, rule: MetricRule, *, 
     return _t_verdict(d, max(var, 1e-12), df, worse, math.log1p(rule.threshold), alpha, rule.judged,
                       f"t-test on round ratios to the baseline's model timed alternately in the same process, "
                       f"{nb}+{nc} rounds{states}" + (f" (the baseline's model {moved - 1:+.1%} between the runs)" if moved else "")
-                      + (f"; {set_aside} wild rounds set aside" if set_aside else ""))
+                      + (f"; {set_aside} wild round{'s' * (set_aside != 1)} set aside" if set_aside else ""))
 
 
 def _mann_whitney(base: Measurement, cur: Measurement, ratio: float | None, worse: float, lim: float, alpha: float,

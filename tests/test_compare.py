@@ -530,6 +530,20 @@ def test_a_machine_state_whose_rounds_scatter_counts_for_little():
             assert v.ci95[1] / v.ci95[0] < 1.045, (name, v)
 
 
+def test_a_wild_alternated_round_is_set_aside_rather_than_hiding_a_slowdown():
+    """One alternated round 40% under its run's others (a block preempted while the baseline's model
+    ran) pulls the run's mean log ratio down ~2.7% and widens its spread: it is set aside, once, and
+    the verdict says so."""
+    base_meta, cur_meta = {**meta("r1", "1"), "baseline": "none"}, {**meta("r2", "2"), "baseline": "none"}
+    base, cur = _alternated_rows("r1", 1), _alternated_rows("r2", 2, int8_factor=1.05)
+    int8 = next(r for r in cur if r["cell"] == "int8-8")
+    int8["metrics"]["latency"]["rounds"][5]["paired"]["ratio"] *= 0.6
+    v = next(r.verdict for r in compare_runs(base_meta, base, cur_meta, cur).results
+             if r.name == "int8 cpu b=8 s=128" and r.metric == "latency")
+    assert v.status == REGRESSION and v.ratio == pytest.approx(1.05, abs=0.012), v
+    assert re.search(r"19\+18 rounds .*; 1 wild round set aside$", v.method), v
+
+
 def test_a_round_timed_while_the_machine_was_slow_is_set_aside_from_the_alternated_ratio_not_the_cell():
     """With a noisy neighbour on the VM, one round in 20 had a speed probe 3.1x the run's fastest:
     the runner marks it, and that once made the whole cell not comparable. Judged round by round,
