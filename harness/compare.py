@@ -512,8 +512,8 @@ def decide_alternated(base: Measurement, cur: Measurement, rule: MetricRule, *, 
     if len(strata) > 1 and total:
         df = min(df, var ** 2 / sum((w[k] ** 2 * var_of[k]) ** 2 / (own_df[k] + STRATUM_PRIOR_DF) for k in strata))
     worse = 1.0 if rule.higher_is_worse else -1.0
-    nb, nc = (sum(len(grp) for (g, _), grp in groups.items() if g == run) for run in (0, 1))
-    set_aside = len(pts) - nb - nc
+    nb, nc = (sum(len(grp) for (g, k), grp in groups.items() if g == run and k in strata) for run in (0, 1))
+    set_aside = len(pts) - sum(len(grp) for grp in groups.values())
     moved = math.exp(statistics.fmean(math.log(x) for x in cur.state) - statistics.fmean(math.log(x) for x in base.state)) \
         if base.state and cur.state and min(base.state + cur.state) > 0 else None
     states = f" in {len(strata)} machine states, each weighted by its spread" if len(strata) > 1 else ""
