@@ -36,7 +36,7 @@ alternated ratio and asv's).
 
 ``--reuse`` skips running and analyses the runs already in DIR (runs made before the slowdown
 was written next to them count as ``--slowdown``'s first value). The defaults are the settings
-of examples/ci/nightly-suite.yaml (20 rounds, min_time_s 0.5, settle_s 6, paired_s 1): about 265-277 s a run
+of examples/ci/nightly-suite.yaml (20 rounds, min_time_s 0.5, settle_s 6, paired_s 1, extend_s 600): about 265-277 s a run
 (median of an hour) on the 2-core VM, 200-220 s without paired_s when it is quiet, 250-520 s when it is noisy. Nothing else may run on the machine meanwhile.
 """
 
@@ -61,7 +61,7 @@ data: {{name: pydoc-text, split: heldout}}
 backend: cpu
 threads: {threads}
 workload: {{kind: forward, batch: [1, 8], seq_len: 128}}
-measure: {{warmup: auto, min_reps: 20, min_time_s: {min_time}, max_time_s: 20, metrics: [latency, memory]{settle}{paired}}}
+measure: {{warmup: auto, min_reps: 20, min_time_s: {min_time}, max_time_s: 20, metrics: [latency, memory]{settle}{paired}{extend}}}
 baseline: none
 techniques:
   - none
@@ -72,13 +72,14 @@ timeout: 300
 
 
 def run_all(out: Path, n_unchanged: int, n_slowed: int, rounds: int, slowdowns: list[float], min_time: float,
-            threads: int, settle: float = 0.0, paired: float = 0.0) -> None:
+            threads: int, settle: float = 0.0, paired: float = 0.0, extend: float = 0.0) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")]))
     sys.path.insert(0, str(HERE))
     from optbench.testing import run_suite_yaml
 
     text = SUITE.format(min_time=min_time, rounds=rounds, threads=threads,
-                       settle=f", settle_s: {settle:g}" if settle else "", paired=f", paired_s: {paired:g}" if paired else "")
+                       settle=f", settle_s: {settle:g}" if settle else "", paired=f", paired_s: {paired:g}" if paired else "",
+                       extend=f", extend_s: {extend:g}" if extend else "")
     slowed = [level for _ in range(n_slowed) for level in slowdowns]  # the levels take turns
     order: list[float | None] = [None] * n_unchanged
     order = [k for pair in itertools.zip_longest(order, slowed, fillvalue=False) for k in pair if k is not False]
@@ -309,6 +310,8 @@ def main() -> None:
                     help="measure.settle_s: a cell's later rounds wait up to S s for the machine state of its earlier ones (the nightly example's: 6; 0: off)")
     ap.add_argument("--paired", type=float, default=1.0, metavar="S",
                     help="measure.paired_s: a technique cell's later rounds also time it alternately with the baseline's model for S s (the nightly example's: 1; 0: off)")
+    ap.add_argument("--extend", type=float, default=600.0, metavar="S",
+                    help="measure.extend_s: a cell with under 6 rounds in the quiet state gets more rounds, for up to S s (the nightly example's: 600; 0: off)")
     ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
     ap.add_argument("--across", nargs="+", type=Path, metavar="DIR",
                     help="run nothing: compare the runs already in these directories (hours) against each other")
@@ -319,7 +322,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.reuse:
-        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time, args.threads, args.settle, args.paired)
+        run_all(out, args.unchanged, args.slowed, args.rounds, args.slowdown, args.min_time, args.threads, args.settle, args.paired,
+                args.extend)
     analyse(out, args.slowdown[0])
 
 

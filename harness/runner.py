@@ -24,7 +24,7 @@ from . import envinfo
 from .cell import SCHEMA, child_main
 from .manager import PluginManager
 from .measure.allocator import allocator_env
-from .measure.latency import SLOW_MACHINE_FACTOR, after_probe, probe_of
+from .measure.latency import QUIET_MARGIN, QUIET_ROUNDS, SLOW_MACHINE_FACTOR, after_probe, probe_of, short_of_quiet
 from .results import RUN, ResultsFile, rows_by_cell, write_json_atomic
 from .suite import Suite
 
@@ -219,6 +219,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     # measure.settle_s: each cell's later rounds wait for the fastest machine state its earlier
     # rounds were timed in (their speed probes after timing; a resumed run's finished ones count)
     settle = bool(suite.measure.get("settle_s"))
+    extend_s = float(suite.measure.get("extend_s") or 0)
+    extended: dict[str, Any] = {"rounds": 0}
     states: dict[str, list[float]] = {}
     for r in results.rows() if settle else ():
         if p := after_probe(r):
@@ -235,6 +237,35 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
             + (f" ({runs_done} of {len(cells) * rounds} cell rounds)" if rounds > 1 else ""))
     first_round = {k: st for (k, r), st in done.items() if r == 1}
     server_round = todo[0][0] if todo else 1
+
+    def time_round(rnd: int, cell: dict[str, Any], tag: str, extra_s: float = 0.0) -> dict[str, Any]:
+        nonlocal fastest_probe, ran
+        pm.cell_started(cell)
+        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        log_path = out / "logs" / (f"{cell['key']}.log" if rnd == 1 else f"{cell['key']}.round{rnd}.log")
+        proc = CellProcess(ctx, cell, settings, log_path)
+        try:
+            child_row = proc.wait((opts.timeout or cell["timeout"]) + extra_s)
+        except KeyboardInterrupt:
+            proc.kill()
+            raise
+        wall = proc.seconds
+        row = _row(cell, child_row, run_id, pm, started, wall, log_path, out)
+        probe = probe_of(row)
+        if probe:
+            fastest_probe = min(fastest_probe or probe, probe)
+            if probe > SLOW_MACHINE_FACTOR * fastest_probe:
+                row["slow_machine"] = f"speed probe {probe / fastest_probe:.1f}x the run's fastest so far"
+        results.append(row)
+        if settle and (p := after_probe(row)):
+            states.setdefault(cell["key"], []).append(p)
+        if rnd == 1:
+            first_round[cell["key"]] = row["status"]
+        ran += 1
+        pm.cell_finished(cell, row)
+        log(("✓ " if row["status"] == "ok" else "✗ " if row["status"] == "failed" else "- ") + tag + _one_line(cell, row))
+        return row
+
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -251,31 +282,40 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                 if states.get(cell["key"]):
                     cell["state_level"] = min(states[cell["key"]])
                 progress.update(task, description=f"{suite.name}: {tag}{cell['technique']['label']} b={cell['workload']['batch']}")
-                pm.cell_started(cell)
-                started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-                log_path = out / "logs" / (f"{cell['key']}.log" if rnd == 1 else f"{cell['key']}.round{rnd}.log")
-                proc = CellProcess(ctx, cell, settings, log_path)
-                try:
-                    child_row = proc.wait(opts.timeout or cell["timeout"])
-                except KeyboardInterrupt:
-                    proc.kill()
-                    raise
-                wall = proc.seconds
-                row = _row(cell, child_row, run_id, pm, started, wall, log_path, out)
-                probe = probe_of(row)
-                if probe:
-                    fastest_probe = min(fastest_probe or probe, probe)
-                    if probe > SLOW_MACHINE_FACTOR * fastest_probe:
-                        row["slow_machine"] = f"speed probe {probe / fastest_probe:.1f}x the run's fastest so far"
-                results.append(row)
-                if settle and (p := after_probe(row)):
-                    states.setdefault(cell["key"], []).append(p)
-                if rnd == 1:
-                    first_round[cell["key"]] = row["status"]
-                ran += 1
-                pm.cell_finished(cell, row)
-                log(("✓ " if row["status"] == "ok" else "✗ " if row["status"] == "failed" else "- ") + tag + _one_line(cell, row))
+                time_round(rnd, cell, tag)
                 progress.advance(task)
+            if extend_s and rounds > 1:
+                # measure.extend_s: a cell with under QUIET_ROUNDS rounds in the machine's quiet state
+                # (a neighbour, the VM's slow state) is timed again, each extra round waiting for that
+                # state, until it has them or extend_s has passed: compare judges a cell on the rounds
+                # timed in states both runs share, and a run disturbed throughout shares none
+                deadline = time.perf_counter() + extend_s
+                by_key = {c["key"]: c for c in cells}
+                extra = max([rounds] + [int(r.get("round", 1)) for r in results.rows()])
+                t_extend = time.perf_counter()
+                while (short := short_of_quiet(results.rows())) and deadline > time.perf_counter():
+                    extra += 1
+                    _stop_forkserver()
+                    timed = 0
+                    for key, (level, n) in short.items():
+                        if key not in by_key or (left := deadline - time.perf_counter()) <= 0:
+                            continue
+                        tag = f"[{extra}/{rounds}, extend_s: {n} of {QUIET_ROUNDS} rounds quiet] "
+                        cell = {**by_key[key], "round": extra, "state_level": level, "state_margin": QUIET_MARGIN,
+                                "measure": {**by_key[key]["measure"], "settle_s": left}}
+                        progress.update(task, description=f"{suite.name}: {tag}{cell['technique']['label']} b={cell['workload']['batch']}")
+                        time_round(extra, cell, tag, extra_s=left)
+                        timed += 1
+                    if not timed:
+                        break
+                    extended["rounds"] += timed
+                if extended["rounds"] or short:
+                    extended.update(seconds=round(time.perf_counter() - t_extend, 1),
+                                    short={k: n for k, (_, n) in short.items()})
+                    log(f"extend_s: {extended['rounds']} extra cell rounds in {extended['seconds']:.0f} s; "
+                        + (f"{len(short)} cells still under {QUIET_ROUNDS} rounds in the quiet state: "
+                           + ", ".join(f"{k} ({n})" for k, n in extended["short"].items()) if short
+                           else f"every cell has {QUIET_ROUNDS} rounds in the quiet state"))
     except KeyboardInterrupt:
         interrupted = True
         log(f"interrupted: {ran} cells finished in this run are saved; run the same command again to resume")
@@ -288,6 +328,8 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
         _stop_forkserver()
 
     meta["segments"][-1].update(finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), cells_run=ran, interrupted=interrupted)
+    if extended.get("seconds") is not None:  # measure.extend_s: the extra rounds, and the cells still short
+        meta["segments"][-1]["extend"] = extended
     write_json_atomic(run_meta_path, meta)
     rows = list(rows_by_cell(results.rows()).values())
     if not interrupted:

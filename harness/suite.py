@@ -146,6 +146,8 @@ def json_schema(pm: PluginManager | None = None) -> dict:
                     "unstable_ratio": {"type": "number", "exclusiveMinimum": 1},
                     "settle_s": {"type": "number", "minimum": 0,
                                  "description": "rounds after the first: wait up to this many seconds for the machine state of the cell's earlier rounds (speed probe), and time again if it left it (default 0: off)"},
+                    "extend_s": {"type": "number", "minimum": 0,
+                                 "description": "after the rounds: a cell with under 6 rounds in the machine's quiet state (speed probe within 30% of the cell's fastest round) gets more rounds, each waiting for that state, for up to this many seconds in all (default 0: off)"},
                     "paired_s": {"type": "number", "minimum": 0,
                                  "description": "rounds after the first, technique cells: also time the model alternately with the suite baseline's model, in 50 ms blocks, for this many seconds; compare judges latency on that ratio (default 0: off)"},
                 },

@@ -64,19 +64,22 @@ class Latency(Metric):
         # settle_s: wait, up to that many seconds, for the machine state of this cell's earlier
         # rounds (state_level, from the runner) and time again when the probe after timing says it
         # left that state; what was set aside is recorded, never hidden
+        # (an extra round of measure.extend_s waits, with the time left, for the quiet state: the
+        # wider state_margin over the cell's fastest round)
         level, budget = ctx.cell.get("state_level"), m.get("settle_s") or 0
+        margin = ctx.cell.get("state_margin", latency.STATE_MARGIN)
         settling = bool(level and budget)
         deadline = time.perf_counter() + budget
         waited, set_aside = 0.0, []
         probe_before = latency.speed_probe()
         if settling:
-            probe_before, waited = latency.settle(level, deadline, probe_before)
+            probe_before, waited = latency.settle(level, deadline, probe_before, margin=margin)
         stats = timing()
         probe_after = latency.speed_probe()
-        while settling and not latency.in_state(probe_after, level) and time.perf_counter() < deadline:
-            probe, w = latency.settle(level, deadline)
+        while settling and not latency.in_state(probe_after, level, margin) and time.perf_counter() < deadline:
+            probe, w = latency.settle(level, deadline, margin=margin)
             waited += w
-            if not latency.in_state(probe, level):
+            if not latency.in_state(probe, level, margin):
                 break  # the state did not come back in time: the timing stands, its probe says where it was
             set_aside.append({"median": stats.median, "speed_probe_s": [probe_before, probe_after]})
             probe_before, stats = probe, timing()

@@ -271,3 +271,67 @@ def test_settle_gives_a_cells_later_rounds_the_fastest_state_of_its_earlier_ones
     rounds = merged["metrics"]["latency"]["rounds"]
     assert "waited_s" not in rounds[0] and all("waited_s" in r and "set_aside" in r for r in rounds[1:])
     assert "later cell rounds waited for their machine state" in run.stdout
+
+
+def run_disturbed(tmp_path, monkeypatch, disturbed: str, extend_s: float, rounds: int = 3):
+    """Run none and int8 (alternated with the baseline's model) for ``rounds`` rounds, the speed
+    probe reading 2.5x in the ``disturbed`` rounds (tests/disturb_plugin.py): rows by cell, run.json."""
+    import disturb_plugin
+
+    from optbench import manager
+    from optbench.testing import run_suite_yaml
+
+    monkeypatch.setenv("OPTBENCH_TEST_ROUND_FILE", str(tmp_path / "round"))
+    monkeypatch.setenv("OPTBENCH_TEST_DISTURBED", disturbed)
+    pm = manager.load()
+    assert pm.register(disturb_plugin, "disturb")
+    text = suite_text("[none, {quantize: {method: torch-dynamic-int8}}]").replace(
+        "eval_seq_len: 32}", f"eval_seq_len: 32, paired_s: 0.1, extend_s: {extend_s}}}") + f"rounds: {rounds}\n"
+    out = tmp_path / "out"
+    outcome = run_suite_yaml(text, out, pm=pm, fast=False)
+    by: dict[str, list[dict]] = {}
+    for r in rows_of(out):
+        by.setdefault(r["technique"]["label"], []).append(r)
+    return outcome, by, json.loads((out / "run.json").read_text())
+
+
+def test_extend_s_times_a_disturbed_cell_again_until_it_has_rounds_in_the_quiet_state(tmp_path, monkeypatch):
+    # round 1 quiet, rounds 2-3 disturbed: none has 1 quiet round, int8 none (round 1 has no
+    # alternation, which its quiet rounds need); both get rounds until they have 6
+    outcome, by, meta = run_disturbed(tmp_path, monkeypatch, "2-3", extend_s=120)
+    assert [r["round"] for r in by["none"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [r["round"] for r in by["torch-dynamic-int8"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    extra = [r for rs in by.values() for r in rs if r["round"] > 3]
+    assert all(r["status"] == "ok" for r in extra)
+    # an extra round waits for the quiet state at the wider margin, from the cell's fastest round
+    assert all(r["metrics"]["latency"]["settle"]["level"] == 100e-6 for r in extra)
+    assert all(r["metrics"]["latency"]["speed_probe_s"] == [100e-6, 100e-6] for r in extra)
+    assert all(r["metrics"]["latency"]["paired"]["speed_probe_s"] == 100e-6 for r in by["torch-dynamic-int8"] if r["round"] > 3)
+    ext = meta["segments"][-1]["extend"]
+    assert ext["rounds"] == 11 and ext["short"] == {} and not outcome.interrupted
+
+    from optbench.compare import Measurement
+    from optbench.results import rows_by_cell
+
+    merged = {r["technique"]["label"]: r for r in rows_by_cell([r for rs in by.values() for r in rs]).values()}
+    m = Measurement.from_row(merged["torch-dynamic-int8"], "latency")
+    assert m.round_ids == tuple(range(1, 10)) and sum(p == 100e-6 for p in m.paired_probe) == 6
+
+
+def test_extend_s_stops_at_its_deadline_and_says_which_cells_are_still_short(tmp_path, monkeypatch):
+    t0 = time.perf_counter()
+    _, by, meta = run_disturbed(tmp_path, monkeypatch, "2-", extend_s=2)
+    ext = meta["segments"][-1]["extend"]
+    # the first extra round waited out the deadline in the disturbed state, and its timing stands;
+    # no cell was timed after it, and both are reported short
+    assert [max(r["round"] for r in rs) for rs in by.values()] == [4, 3]
+    last = by["none"][-1]["metrics"]["latency"]
+    assert last["settle"]["waited_s"] >= 0.25 and last["speed_probe_s"] == [250e-6, 250e-6]
+    assert ext["short"] == {by["none"][0]["cell"]: 1, by["torch-dynamic-int8"][0]["cell"]: 0} and ext["rounds"] == 1
+    assert ext["seconds"] < time.perf_counter() - t0
+
+
+def test_extend_s_adds_no_round_to_a_run_timed_in_the_quiet_state(tmp_path, monkeypatch):
+    _, by, meta = run_disturbed(tmp_path, monkeypatch, "", extend_s=120, rounds=7)
+    # int8 has 6 alternated rounds (2-7), none 7 rounds: every cell has its 6 quiet rounds
+    assert {max(r["round"] for r in rs) for rs in by.values()} == {7} and "extend" not in meta["segments"][-1]

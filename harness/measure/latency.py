@@ -176,6 +176,50 @@ def after_probe(row: dict[str, Any]) -> float | None:
     return probes[-1] if probes else None
 
 
+#: measure.extend_s: a round counts as timed in the machine's quiet state when its speed probes (after
+#: timing, and after the alternation with the baseline's model) lie at most this far over the fastest
+#: of the cell's rounds, the width of compare's state windows (optbench.compare.PAIRED_MARGIN): the
+#: VM's slow state (1.4x) and a neighbour on one core (2.1x) lie outside it
+QUIET_MARGIN = 0.30
+#: measure.extend_s: a cell is timed again until this many of its rounds are quiet, the rounds compare
+#: judges a cell on when most of its rounds lie in a state the other run lacks
+#: (optbench.compare.STATE_ROUNDS)
+QUIET_ROUNDS = 6
+
+
+def short_of_quiet(rows: list[dict[str, Any]], need: int = QUIET_ROUNDS,
+                   margin: float = QUIET_MARGIN) -> dict[str, tuple[float, int]]:
+    """The cells of a run (its result rows, one per cell and round) with under ``need`` rounds timed in
+    the quiet state: per cell, the fastest after-timing probe of its rounds (the quiet level) and how
+    many of its rounds are quiet. A cell that failed or was skipped, or took no probe, is not short:
+    more rounds would not help it. A cell timed alternately with the baseline's model counts only
+    its alternated rounds, whose probe after the alternation must lie in the state too."""
+    by_cell: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        by_cell.setdefault(r["cell"], {})[int(r.get("round", 1))] = r  # the last row of a round wins
+    short: dict[str, tuple[float, int]] = {}
+    for key, rounds in by_cell.items():
+        if any(r.get("status") != "ok" for r in rounds.values()):
+            continue
+        probes = [p for r in rounds.values() if (p := after_probe(r))]
+        if not probes:
+            continue
+        level = min(probes)
+        paired = any(r["metrics"].get("latency", {}).get("paired") for r in rounds.values())
+
+        def quiet(r: dict[str, Any]) -> bool:
+            lat = r["metrics"].get("latency", {})
+            pp = (lat.get("paired") or {}).get("speed_probe_s") if paired else level
+            p = after_probe(r)
+            return (not r.get("slow_machine") and p is not None and pp is not None
+                    and max(p, pp) <= level * (1 + margin))
+
+        n = sum(quiet(r) for r in rounds.values())
+        if n < need:
+            short[key] = (level, n)
+    return short
+
+
 def parse_percent(text: str | float) -> float:
     """A suite's percentage ('5%', '+5%') as a fraction (0.05); a number is taken as a fraction already.
 
