@@ -121,10 +121,18 @@ def load(out: Path, prefix: str) -> list[tuple[dict, list[dict]]]:
     return [load_run(d) for d in sorted(out.glob(f"{prefix}-*")) if (d / "run.json").exists()]
 
 
+#: --without-extend: judge the runs on their planned rounds only, as if measure.extend_s had been off
+PLANNED_ONLY = False
+
+
 def load_run(d: Path) -> tuple[dict, list[dict]]:
     from optbench.results import read_rows, rows_by_cell
 
-    return json.loads((d / "run.json").read_text()), list(rows_by_cell(read_rows(d)).values())
+    meta = json.loads((d / "run.json").read_text())
+    rows = read_rows(d)
+    if PLANNED_ONLY:
+        rows = [r for r in rows if int(r.get("round", 1)) <= meta.get("rounds", 1)]
+    return meta, list(rows_by_cell(rows).values())
 
 
 def load_slowed(out: Path, default: float) -> dict[float, list[tuple[dict, list[dict]]]]:
@@ -315,7 +323,12 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="analyse the runs already in --out; run nothing")
     ap.add_argument("--across", nargs="+", type=Path, metavar="DIR",
                     help="run nothing: compare the runs already in these directories (hours) against each other")
+    ap.add_argument("--without-extend", action="store_true",
+                    help="with --reuse or --across: judge the runs on their planned rounds only, leaving out "
+                         "the rounds measure.extend_s added (what the same runs give without it)")
     args = ap.parse_args()
+    global PLANNED_ONLY
+    PLANNED_ONLY = args.without_extend
     if args.across:
         analyse_across(args.across, args.slowdown[0])
         return

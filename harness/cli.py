@@ -55,11 +55,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         waited = [e["waited_s"] for e in later if e["waited_s"] > 0]
         print(f"  settle_s: {len(waited)} of {len(later)} later cell rounds waited for their machine state, "
               f"{sum(waited):.0f} s in all; {sum(e['set_aside'] for e in later)} timings set aside")
+    ext = _segment(out).get("extend")
+    if ext:  # measure.extend_s: the extra rounds it took, and the cells still short of quiet rounds
+        from .measure.latency import QUIET_ROUNDS
+
+        print(f"  extend_s: {ext['rounds']} extra cell rounds in {ext['seconds']:.0f} s"
+              + (f"; {len(ext['short'])} cells still under {QUIET_ROUNDS} rounds in the quiet state (compare may find them not comparable)"
+                 if ext["short"] else f"; every cell has {QUIET_ROUNDS} rounds in the quiet state"))
     for p in outcome.reports + [str(out / "results.jsonl")]:
         print(f"  {p}")
     if outcome.interrupted:
         return 130
     return EXIT_OK
+
+
+def _segment(out: Path) -> dict:
+    """The run's last segment (this invocation) as run.json records it; {} if unreadable."""
+    import json
+
+    from .results import RUN
+
+    try:
+        return json.loads((out / RUN).read_text())["segments"][-1]
+    except (OSError, ValueError, KeyError, IndexError):
+        return {}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
