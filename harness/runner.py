@@ -297,12 +297,12 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                     extra += 1
                     _stop_forkserver()
                     timed = 0
-                    for key, (level, n) in short.items():
+                    for key, sh in short.items():
                         if key not in by_key or (left := deadline - time.perf_counter()) <= 0:
                             continue
-                        tag = f"[{extra}/{rounds}, extend_s: {n} of {QUIET_ROUNDS} rounds quiet] "
-                        cell = {**by_key[key], "round": extra, "state_level": level, "state_margin": QUIET_MARGIN,
-                                "measure": {**by_key[key]["measure"], "settle_s": left}}
+                        tag = f"[{extra}/{rounds}, extend_s: {sh.quiet} of {QUIET_ROUNDS} rounds quiet] "
+                        cell = {**by_key[key], "round": extra, "state_level": sh.probe, "quiet_median": sh.median,
+                                "state_margin": QUIET_MARGIN, "measure": {**by_key[key]["measure"], "settle_s": left}}
                         progress.update(task, description=f"{suite.name}: {tag}{cell['technique']['label']} b={cell['workload']['batch']}")
                         time_round(extra, cell, tag, extra_s=left)
                         timed += 1
@@ -311,7 +311,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                     extended["rounds"] += timed
                 if extended["rounds"] or short:
                     extended.update(seconds=round(time.perf_counter() - t_extend, 1),
-                                    short={k: n for k, (_, n) in short.items()})
+                                    short={k: sh.quiet for k, sh in short.items()})
                     log(f"extend_s: {extended['rounds']} extra cell rounds in {extended['seconds']:.0f} s; "
                         + (f"{len(short)} cells still under {QUIET_ROUNDS} rounds in the quiet state: "
                            + ", ".join(f"{k} ({n})" for k, n in extended["short"].items()) if short

@@ -65,21 +65,40 @@ class Latency(Metric):
         # rounds (state_level, from the runner) and time again when the probe after timing says it
         # left that state; what was set aside is recorded, never hidden
         # (an extra round of measure.extend_s waits, with the time left, for the quiet state: the
-        # wider state_margin over the cell's fastest round)
+        # wider state_margin over the cell's fastest round, its probe and its own latency, which sees
+        # a neighbour on the other core that the probe does not)
         level, budget = ctx.cell.get("state_level"), m.get("settle_s") or 0
         margin = ctx.cell.get("state_margin", latency.STATE_MARGIN)
+        quiet = ctx.cell.get("quiet_median")
         settling = bool(level and budget)
         deadline = time.perf_counter() + budget
         waited, set_aside = 0.0, []
+
+        def back(probe: float) -> bool:
+            return latency.in_state(probe, level, margin) and (
+                not quiet or latency.in_state(latency.quick_median(timed), quiet, margin))
+
+        def wait(probe: float | None = None) -> tuple[float, bool]:
+            """Probe every 0.25 s until the state is back or the deadline passes: the last probe, and
+            whether the state came back."""
+            nonlocal waited
+            t0 = time.perf_counter()
+            probe = latency.speed_probe() if probe is None else probe
+            while not (ok := back(probe)) and time.perf_counter() < deadline:
+                time.sleep(0.25)
+                probe = latency.speed_probe()
+            waited += time.perf_counter() - t0
+            return probe, ok
+
         probe_before = latency.speed_probe()
         if settling:
-            probe_before, waited = latency.settle(level, deadline, probe_before, margin=margin)
+            probe_before, _ = wait(probe_before)
         stats = timing()
         probe_after = latency.speed_probe()
-        while settling and not latency.in_state(probe_after, level, margin) and time.perf_counter() < deadline:
-            probe, w = latency.settle(level, deadline, margin=margin)
-            waited += w
-            if not latency.in_state(probe, level, margin):
+        while settling and time.perf_counter() < deadline and not (
+                latency.in_state(probe_after, level, margin) and (not quiet or latency.in_state(stats.median, quiet, margin))):
+            probe, ok = wait()
+            if not ok:
                 break  # the state did not come back in time: the timing stands, its probe says where it was
             set_aside.append({"median": stats.median, "speed_probe_s": [probe_before, probe_after]})
             probe_before, stats = probe, timing()
@@ -96,7 +115,8 @@ class Latency(Metric):
             paired = {"paired": {**alt, "speed_probe_s": latency.speed_probe()}}
         tokens = wl["batch"] * wl["seq_len"]
         per_rep = sum(faults[-stats.n:]) / stats.n
-        settled = {"settle": {"level": level, "waited_s": round(waited, 3), "set_aside": set_aside}} if settling else {}
+        settled = {"settle": {"level": level, **({"quiet_median": quiet} if quiet else {}), "waited_s": round(waited, 3),
+                              "set_aside": set_aside}} if settling else {}
         return {
             "latency": {**stats.to_dict(), "speed_probe_s": [probe_before, probe_after], "unstable_ratio": m["unstable_ratio"],
                         "page_faults_per_rep": round(per_rep, 1), **settled, **paired},

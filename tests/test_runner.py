@@ -275,8 +275,9 @@ def test_settle_gives_a_cells_later_rounds_the_fastest_state_of_its_earlier_ones
 
 
 def run_disturbed(tmp_path, monkeypatch, disturbed: str, extend_s: float, rounds: int = 3):
-    """Run none and int8 (alternated with the baseline's model) for ``rounds`` rounds, the speed
-    probe reading 2.5x in the ``disturbed`` rounds (tests/disturb_plugin.py): rows by cell, run.json."""
+    """Run none and int8 (alternated with the baseline's model) for ``rounds`` rounds, the cells'
+    latencies reading 2.5x in the ``disturbed`` rounds and the speed probe not (a neighbour on the
+    other core, tests/disturb_plugin.py): rows by cell, run.json."""
     import disturb_plugin
 
     from optbench import manager
@@ -284,6 +285,7 @@ def run_disturbed(tmp_path, monkeypatch, disturbed: str, extend_s: float, rounds
 
     monkeypatch.setenv("OPTBENCH_TEST_ROUND_FILE", str(tmp_path / "round"))
     monkeypatch.setenv("OPTBENCH_TEST_DISTURBED", disturbed)
+    monkeypatch.setenv("OPTBENCH_TEST_DISTURB", "latency")
     pm = manager.load()
     assert pm.register(disturb_plugin, "disturb")
     text = suite_text("[none, {quantize: {method: torch-dynamic-int8}}]").replace(
@@ -297,17 +299,21 @@ def run_disturbed(tmp_path, monkeypatch, disturbed: str, extend_s: float, rounds
 
 
 def test_extend_s_times_a_disturbed_cell_again_until_it_has_rounds_in_the_quiet_state(tmp_path, monkeypatch):
-    # round 1 quiet, rounds 2-3 disturbed: none has 1 quiet round, int8 none (round 1 has no
-    # alternation, which its quiet rounds need); both get rounds until they have 6
+    # round 1 quiet, rounds 2-3 disturbed (the probe did not see it, the latencies did): none has 1
+    # quiet round, int8 none (round 1 has no alternation, which its quiet rounds need); both get
+    # rounds until they have 6
     outcome, by, meta = run_disturbed(tmp_path, monkeypatch, "2-3", extend_s=120)
+    assert [r["metrics"]["latency"]["median"] for r in by["none"][:3]] == [1e-3, 2.5e-3, 2.5e-3]
     assert [r["round"] for r in by["none"]] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert [r["round"] for r in by["torch-dynamic-int8"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     extra = [r for rs in by.values() for r in rs if r["round"] > 3]
     assert all(r["status"] == "ok" for r in extra)
-    # an extra round waits for the quiet state at the wider margin, from the cell's fastest round
+    # an extra round waits for the quiet state at the wider margin, from the cell's fastest round:
+    # its probe and its own latency
     assert all(r["metrics"]["latency"]["settle"]["level"] == 100e-6 for r in extra)
-    assert all(r["metrics"]["latency"]["speed_probe_s"] == [100e-6, 100e-6] for r in extra)
-    assert all(r["metrics"]["latency"]["paired"]["speed_probe_s"] == 100e-6 for r in by["torch-dynamic-int8"] if r["round"] > 3)
+    assert all(r["metrics"]["latency"]["settle"]["quiet_median"] == 1e-3 for r in extra)
+    assert all(r["metrics"]["latency"]["median"] == 1e-3 for r in extra)
+    assert all(r["metrics"]["latency"]["paired"]["base_median"] == 1e-3 for r in by["torch-dynamic-int8"] if r["round"] > 3)
     ext = meta["segments"][-1]["extend"]
     assert ext["rounds"] == 11 and ext["short"] == {} and not outcome.interrupted
 
@@ -316,7 +322,7 @@ def test_extend_s_times_a_disturbed_cell_again_until_it_has_rounds_in_the_quiet_
 
     merged = {r["technique"]["label"]: r for r in rows_by_cell([r for rs in by.values() for r in rs]).values()}
     m = Measurement.from_row(merged["torch-dynamic-int8"], "latency")
-    assert m.round_ids == tuple(range(1, 10)) and sum(p == 100e-6 for p in m.paired_probe) == 6
+    assert m.round_ids == tuple(range(1, 10)) and sum(b == 1e-3 for b in m.paired_base) == 6
 
 
 def test_extend_s_stops_at_its_deadline_and_says_which_cells_are_still_short(tmp_path):
@@ -329,7 +335,7 @@ def test_extend_s_stops_at_its_deadline_and_says_which_cells_are_still_short(tmp
     out = tmp_path / "out"
     run = cli("run", str(suite), "-o", str(out), "--no-history", env_extra={
         "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
-        "OPTBENCH_TEST_ROUND_FILE": str(tmp_path / "round"), "OPTBENCH_TEST_DISTURBED": "2-"})
+        "OPTBENCH_TEST_ROUND_FILE": str(tmp_path / "round"), "OPTBENCH_TEST_DISTURBED": "2-", "OPTBENCH_TEST_DISTURB": "both"})
     assert run.returncode == 0, run.stderr
     by: dict[str, list[dict]] = {}
     for r in rows_of(out):
@@ -339,7 +345,7 @@ def test_extend_s_stops_at_its_deadline_and_says_which_cells_are_still_short(tmp
     # no cell was timed after it, and both are reported short
     assert [max(r["round"] for r in rs) for rs in by.values()] == [4, 3]
     last = by["none"][-1]["metrics"]["latency"]
-    assert last["settle"]["waited_s"] >= 0.25 and last["speed_probe_s"] == [250e-6, 250e-6]
+    assert last["settle"]["waited_s"] >= 0.25 and last["speed_probe_s"] == [250e-6, 250e-6] and last["median"] == 2.5e-3
     assert ext["short"] == {by["none"][0]["cell"]: 1, by["torch-dynamic-int8"][0]["cell"]: 0} and ext["rounds"] == 1
     assert "extend_s: 1 extra cell rounds in" in run.stdout
     assert "2 cells still under 6 rounds in the quiet state (compare may find them not comparable)" in run.stdout

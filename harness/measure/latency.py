@@ -176,10 +176,13 @@ def after_probe(row: dict[str, Any]) -> float | None:
     return probes[-1] if probes else None
 
 
-#: measure.extend_s: a round counts as timed in the machine's quiet state when its speed probes (after
-#: timing, and after the alternation with the baseline's model) lie at most this far over the fastest
-#: of the cell's rounds, the width of compare's state windows (optbench.compare.PAIRED_MARGIN): the
-#: VM's slow state (1.4x) and a neighbour on one core (2.1x) lie outside it
+#: measure.extend_s: a round counts as timed in the machine's quiet state when the cell's median, the
+#: baseline model's median in its alternation, and its speed probes all lie at most this far over
+#: the fastest of the cell's rounds: the width of compare's state windows
+#: (optbench.compare.PAIRED_MARGIN). The VM's slow state (1.4x) lies outside it, and so does a
+#: neighbour busy on one of the 2 cores, which the one-core-sized probe does not see (113 us beside
+#: it as without) but the models do: the baseline model at batch 1 read 9.6-15.8 ms beside it,
+#: 5.2-6.0 ms without (2026-12-05, the 2-core VM)
 QUIET_MARGIN = 0.30
 #: measure.extend_s: a cell is timed again until this many of its rounds are quiet, the rounds compare
 #: judges a cell on when most of its rounds lie in a state the other run lacks
@@ -187,37 +190,59 @@ QUIET_MARGIN = 0.30
 QUIET_ROUNDS = 6
 
 
-def short_of_quiet(rows: list[dict[str, Any]], need: int = QUIET_ROUNDS,
-                   margin: float = QUIET_MARGIN) -> dict[str, tuple[float, int]]:
+@dataclass(frozen=True)
+class Short:
+    """A cell with too few rounds in the quiet state: its fastest round's speed probe and median
+    (the levels an extra round waits for), and how many of its rounds are quiet."""
+
+    probe: float
+    median: float
+    quiet: int
+
+
+def short_of_quiet(rows: list[dict[str, Any]], need: int = QUIET_ROUNDS, margin: float = QUIET_MARGIN) -> dict[str, Short]:
     """The cells of a run (its result rows, one per cell and round) with under ``need`` rounds timed in
-    the quiet state: per cell, the fastest after-timing probe of its rounds (the quiet level) and how
-    many of its rounds are quiet. A cell that failed or was skipped, or took no probe, is not short:
-    more rounds would not help it. A cell timed alternately with the baseline's model counts only
-    its alternated rounds, whose probe after the alternation must lie in the state too."""
+    the quiet state (:data:`QUIET_MARGIN`). A cell that failed or was skipped, or took no probe, is
+    not short: more rounds would not help it. A cell timed alternately with the baseline's model
+    counts only its alternated rounds, whose probe and baseline median must lie in the state too."""
     by_cell: dict[str, dict[int, dict[str, Any]]] = {}
     for r in rows:
         by_cell.setdefault(r["cell"], {})[int(r.get("round", 1))] = r  # the last row of a round wins
-    short: dict[str, tuple[float, int]] = {}
+    short: dict[str, Short] = {}
     for key, rounds in by_cell.items():
         if any(r.get("status") != "ok" for r in rounds.values()):
             continue
+        lats = [r["metrics"].get("latency") or {} for r in rounds.values()]
         probes = [p for r in rounds.values() if (p := after_probe(r))]
-        if not probes:
+        medians = [lat["median"] for lat in lats if lat.get("median")]
+        if not probes or not medians:
             continue
-        level = min(probes)
-        paired = any(r["metrics"].get("latency", {}).get("paired") for r in rounds.values())
+        alternated = [lat["paired"] for lat in lats if lat.get("paired")]
+        probe, median = min(probes), min(medians)
+        base = min((p["base_median"] for p in alternated if p.get("base_median")), default=None)
+
+        def within(x: float | None, level: float | None) -> bool:
+            return x is not None and level is not None and x <= level * (1 + margin)
 
         def quiet(r: dict[str, Any]) -> bool:
-            lat = r["metrics"].get("latency", {})
-            pp = (lat.get("paired") or {}).get("speed_probe_s") if paired else level
-            p = after_probe(r)
-            return (not r.get("slow_machine") and p is not None and pp is not None
-                    and max(p, pp) <= level * (1 + margin))
+            lat = r["metrics"]["latency"]
+            if r.get("slow_machine") or not within(after_probe(r), probe) or not within(lat.get("median"), median):
+                return False
+            if not alternated:
+                return True
+            p = lat.get("paired") or {}
+            return within(p.get("speed_probe_s"), probe) and within(p.get("base_median"), base)
 
         n = sum(quiet(r) for r in rounds.values())
         if n < need:
-            short[key] = (level, n)
+            short[key] = Short(probe, median, n)
     return short
+
+
+def quick_median(call: Callable[[], float], reps: int = 5) -> float:
+    """The median of ``reps`` timed calls (``call`` returns its seconds): a cell's own latency, read
+    in a moment, to wait for its quiet state (measure.extend_s) where the speed probe cannot see it."""
+    return statistics.median(call() for _ in range(reps))
 
 
 def parse_percent(text: str | float) -> float:
