@@ -298,7 +298,14 @@ class Suite:
         return out
 
 
+#: measure settings that decide how many rounds a cell gets, not what a round measures: like ``rounds``
+#: and ``timeout`` they stay out of the cell's key, so a nightly suite that adds them still compares
+#: with the nights before
+ROUND_COUNT_SETTINGS = ("extend_s",)
+
+
 def cell_key(cell: dict[str, Any], model_fingerprint: str) -> str:
+    cell = {**cell, "measure": {k: v for k, v in cell.get("measure", {}).items() if k not in ROUND_COUNT_SETTINGS}}
     payload = json.dumps({k: v for k, v in cell.items() if k not in ("key", "timeout", "model_fingerprint")}, sort_keys=True, default=str)
     return hashlib.sha256((payload + "|" + model_fingerprint).encode()).hexdigest()[:16]
 

@@ -43,6 +43,11 @@ def test_cell_keys_are_stable_and_change_with_config(pm):
     assert [c["key"] for c in a] == [c["key"] for c in b]
     c = parse_suite(GOOD.replace("seq_len: [64, 128]", "seq_len: [64, 256]"), "s.yaml", pm).cells(pm)
     assert {x["key"] for x in a} != {x["key"] for x in c}
+    # how many rounds a cell gets is not what it measures: extend_s keeps the keys, settle_s does not
+    d = parse_suite(GOOD + "measure: {extend_s: 600}\n", "s.yaml", pm).cells(pm)
+    assert [x["key"] for x in d] == [x["key"] for x in a] and d[0]["measure"]["extend_s"] == 600
+    e = parse_suite(GOOD + "measure: {settle_s: 6}\n", "s.yaml", pm).cells(pm)
+    assert {x["key"] for x in e}.isdisjoint(x["key"] for x in a)
 
 
 def test_typo_in_technique_says_did_you_mean_with_line(pm):
