@@ -881,6 +881,15 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
     in 55 of 80 compares, though the ratio in each state holding 14 rounds of the hour or more lay
     within 1.5% of its run's median.
 
+    Where both runs have :data:`STATE_ROUNDS` rounds in their quiet state (:func:`quiet_rounds`, which
+    measure.extend_s provides), only those are kept: beside a neighbour busy on the other core for
+    minutes the ratio is no single state (int8/fp32 at batch 1 read 1.35-1.47 with the baseline
+    model at 9.7-10.5 ms, 1.05-1.10 at 13-14 ms, 1.16-1.20 quiet at 5.2-5.5 ms, one 30% window
+    holding ratios 40% apart), and reading those windows raised 2 false alarms in the 6 compares of
+    such an hour (q8h). Over the seven hours on the 2-core VM, in sample: 4 false alarms in 1794
+    compares across hours where the states alone gave 7, and a 5% slowdown caught in 2066 of 2264
+    trials where they caught 2011 (benchmarks/false_alarm.py --across).
+
     Why windows of 30% and each run's own probe level: between hours the machine moves as a whole.
     Over three hours on the 2-core VM the baseline model's usual latency went from 5.1 to 6.5 ms and
     the probe's usual level from 100 to 110 us, while the runs' int8/fp32 spread 0.7% (sd). With 15%
@@ -892,6 +901,11 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
     n = len(pb.rounds)
     if len(pb.state) != n or len(pc.state) != len(pc.rounds):
         return pb, pc
+    kb, kc = quiet_rounds(pb, margin), quiet_rounds(pc, margin)
+    if len(kb) >= STATE_ROUNDS and len(kc) >= STATE_ROUNDS:  # both runs have their quiet state: it alone
+        pb, pc = (m if len(k) == len(m.rounds) else _only_rounds(m, k, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in k)))
+                  for m, k in ((pb, kb), (pc, kc)))
+        n = len(pb.rounds)
     label = machine_states(list(pb.state + pc.state), margin)
     if probe_margin and len(pb.probes) == n and len(pc.probes) == len(pc.rounds):
         # each run's probes against its own usual level: the level moves between hours (100 us, then 110)
@@ -914,6 +928,17 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
             m = _only_rounds(m, keep, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in keep)))
         return usable_rounds(m, None, margin)
     return cut(pb, sb), cut(pc, sc)
+
+
+def quiet_rounds(m: Measurement, margin: float = PAIRED_MARGIN) -> list[int]:
+    """The indices of ``m``'s alternated rounds in its quiet state: the baseline model's latency at
+    most ``margin`` over the run's fastest round (measure.extend_s times a cell until it has
+    :data:`STATE_ROUNDS` of them)."""
+    timed = [x for x in m.state if x > 0]
+    if not timed:
+        return []
+    fastest = min(timed)
+    return [i for i, x in enumerate(m.state) if 0 < x <= fastest * (1 + margin)]
 
 
 def probe_kept(probes: tuple[float, ...] | list[float], level: float, margin: float = STATE_MARGIN) -> list[int] | None:
