@@ -139,19 +139,14 @@ def rekeyed(meta: dict, rows: list[dict]) -> list[dict]:
     """Rows of a run recorded while measure.extend_s was still part of the cell keys (8c4ae3b-fc7dcab,
     the hours q6n and q8h) under the keys the same cells have now, so they match the runs of hours
     recorded without it, as a nightly suite that adds extend_s matches the nights before."""
-    import hashlib
-
     from optbench import manager
-    from optbench.suite import parse_suite
+    from optbench.suite import cell_key, parse_suite
 
     text = meta.get("suite_text") or ""
     if "extend_s" not in text:
         return rows
     pm = manager.load()
-    old = {}
-    for c in parse_suite(text, "suite.yaml", pm).cells(pm):
-        payload = json.dumps({k: v for k, v in c.items() if k not in ("key", "timeout", "model_fingerprint")}, sort_keys=True, default=str)
-        old[hashlib.sha256((payload + "|" + c["model_fingerprint"]).encode()).hexdigest()[:16]] = c["key"]
+    old = {cell_key(c, c["model_fingerprint"], ignore=()): c["key"] for c in parse_suite(text, "suite.yaml", pm).cells(pm)}
     return [{**r, "cell": old.get(r["cell"], r["cell"])} for r in rows]
 
 

@@ -55,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         waited = [e["waited_s"] for e in later if e["waited_s"] > 0]
         print(f"  settle_s: {len(waited)} of {len(later)} later cell rounds waited for their machine state, "
               f"{sum(waited):.0f} s in all; {sum(e['set_aside'] for e in later)} timings set aside")
-    ext = _segment(out).get("extend")
+    ext = outcome.extended
     if ext:  # measure.extend_s: the extra rounds it took, and the cells still short of quiet rounds
         from .measure.latency import QUIET_ROUNDS
 
@@ -67,18 +67,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         return 130
     return EXIT_OK
-
-
-def _segment(out: Path) -> dict:
-    """The run's last segment (this invocation) as run.json records it; {} if unreadable."""
-    import json
-
-    from .results import RUN
-
-    try:
-        return json.loads((out / RUN).read_text())["segments"][-1]
-    except (OSError, ValueError, KeyError, IndexError):
-        return {}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .envinfo import FINGERPRINT_KEYS
-from .measure.latency import STATE_MARGIN, parse_percent
+from .measure.latency import QUIET_MARGIN, QUIET_ROUNDS, STATE_MARGIN, parse_percent
 from .measure.latency import in_state as in_probe_state
 
 #: one-sided significance level of one test: asv's p < 0.002 two-sided is p < 0.001 one-sided
@@ -881,7 +881,7 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
     in 55 of 80 compares, though the ratio in each state holding 14 rounds of the hour or more lay
     within 1.5% of its run's median.
 
-    Where both runs have :data:`STATE_ROUNDS` rounds in their quiet state (:func:`quiet_rounds`, which
+    Where both runs have ``QUIET_ROUNDS`` rounds in their quiet state (:func:`quiet_rounds`, which
     measure.extend_s provides), only those are kept: beside a neighbour busy on the other core for
     minutes the ratio is no single state (int8/fp32 at batch 1 read 1.35-1.47 with the baseline
     model at 9.7-10.5 ms, 1.05-1.10 at 13-14 ms, 1.16-1.20 quiet at 5.2-5.5 ms, one 30% window
@@ -901,8 +901,8 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
     n = len(pb.rounds)
     if len(pb.state) != n or len(pc.state) != len(pc.rounds):
         return pb, pc
-    kb, kc = quiet_rounds(pb, margin), quiet_rounds(pc, margin)
-    if len(kb) >= STATE_ROUNDS and len(kc) >= STATE_ROUNDS:  # both runs have their quiet state: it alone
+    kb, kc = quiet_rounds(pb), quiet_rounds(pc)
+    if len(kb) >= QUIET_ROUNDS and len(kc) >= QUIET_ROUNDS:  # both runs have their quiet state: it alone
         pb, pc = (m if len(k) == len(m.rounds) else _only_rounds(m, k, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in k)))
                   for m, k in ((pb, kb), (pc, kc)))
         n = len(pb.rounds)
@@ -930,10 +930,10 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
     return cut(pb, sb), cut(pc, sc)
 
 
-def quiet_rounds(m: Measurement, margin: float = PAIRED_MARGIN) -> list[int]:
+def quiet_rounds(m: Measurement, margin: float = QUIET_MARGIN) -> list[int]:
     """The indices of ``m``'s alternated rounds in its quiet state: the baseline model's latency at
     most ``margin`` over the run's fastest round (measure.extend_s times a cell until it has
-    :data:`STATE_ROUNDS` of them)."""
+    :data:`~optbench.measure.latency.QUIET_ROUNDS` of them)."""
     timed = [x for x in m.state if x > 0]
     if not timed:
         return []

@@ -54,6 +54,8 @@ class RunOutcome:
     reports: list[str]
     rounds: int = 1
     runs_done: int = 0  # cell runs (cell x round) an earlier, interrupted run had finished
+    #: measure.extend_s: the extra cell rounds, their seconds, and the cells still short (None: it added none and none is short)
+    extended: dict[str, Any] | None = None
 
 
 def _noop() -> None:
@@ -220,7 +222,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
     # rounds were timed in (their speed probes after timing; a resumed run's finished ones count)
     settle = bool(suite.measure.get("settle_s"))
     extend_s = float(suite.measure.get("extend_s") or 0)
-    extended: dict[str, Any] = {"rounds": 0}
+    extended: dict[str, Any] | None = None  # measure.extend_s: rounds added, cells still short
     states: dict[str, list[float]] = {}
     for r in results.rows() if settle else ():
         if p := after_probe(r):
@@ -289,10 +291,11 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                 # (a neighbour, the VM's slow state) is timed again, each extra round waiting for that
                 # state, until it has them or extend_s has passed: compare judges a cell on the rounds
                 # timed in states both runs share, and a run disturbed throughout shares none
-                deadline = time.perf_counter() + extend_s
+                t_extend = time.perf_counter()
+                deadline = t_extend + extend_s
                 by_key = {c["key"]: c for c in cells}
                 extra = max([rounds] + [int(r.get("round", 1)) for r in results.rows()])
-                t_extend = time.perf_counter()
+                added = 0
                 while (short := short_of_quiet(results.rows())) and deadline > time.perf_counter():
                     extra += 1
                     _stop_forkserver()
@@ -308,10 +311,10 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
                         timed += 1
                     if not timed:
                         break
-                    extended["rounds"] += timed
-                if extended["rounds"] or short:
-                    extended.update(seconds=round(time.perf_counter() - t_extend, 1),
-                                    short={k: sh.quiet for k, sh in short.items()})
+                    added += timed
+                if added or short:
+                    extended = {"rounds": added, "seconds": round(time.perf_counter() - t_extend, 1),
+                                "short": {k: sh.quiet for k, sh in short.items()}}
                     log(f"extend_s: {extended['rounds']} extra cell rounds in {extended['seconds']:.0f} s; "
                         + (f"{len(short)} cells still under {QUIET_ROUNDS} rounds in the quiet state: "
                            + ", ".join(f"{k} ({n})" for k, n in extended["short"].items()) if short
@@ -328,7 +331,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
         _stop_forkserver()
 
     meta["segments"][-1].update(finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), cells_run=ran, interrupted=interrupted)
-    if extended.get("seconds") is not None:  # measure.extend_s: the extra rounds, and the cells still short
+    if extended:
         meta["segments"][-1]["extend"] = extended
     write_json_atomic(run_meta_path, meta)
     rows = list(rows_by_cell(results.rows()).values())
@@ -342,7 +345,7 @@ def run_suite(suite: Suite, pm: PluginManager, opts: RunOptions,
 
         reports = render_all(out, pm)
     pm.run_finished(str(out), rows)
-    return RunOutcome(out, rows, ran, len(cells_done), interrupted, reports, rounds, runs_done)
+    return RunOutcome(out, rows, ran, len(cells_done), interrupted, reports, rounds, runs_done, extended)
 
 
 def _stop_forkserver() -> None:

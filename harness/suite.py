@@ -147,7 +147,7 @@ def json_schema(pm: PluginManager | None = None) -> dict:
                     "settle_s": {"type": "number", "minimum": 0,
                                  "description": "rounds after the first: wait up to this many seconds for the machine state of the cell's earlier rounds (speed probe), and time again if it left it (default 0: off)"},
                     "extend_s": {"type": "number", "minimum": 0,
-                                 "description": "after the rounds: a cell with under 6 rounds in the machine's quiet state (speed probe within 30% of the cell's fastest round) gets more rounds, each waiting for that state, for up to this many seconds in all (default 0: off)"},
+                                 "description": "after the rounds: a cell with under 6 rounds in the machine's quiet state (its median, the baseline model's in its alternation and its speed probes within 30% of its fastest round's) gets more rounds, each waiting for that state, for up to this many seconds in all (default 0: off)"},
                     "paired_s": {"type": "number", "minimum": 0,
                                  "description": "rounds after the first, technique cells: also time the model alternately with the suite baseline's model, in 50 ms blocks, for this many seconds; compare judges latency on that ratio (default 0: off)"},
                 },
@@ -304,8 +304,10 @@ class Suite:
 ROUND_COUNT_SETTINGS = ("extend_s",)
 
 
-def cell_key(cell: dict[str, Any], model_fingerprint: str) -> str:
-    cell = {**cell, "measure": {k: v for k, v in cell.get("measure", {}).items() if k not in ROUND_COUNT_SETTINGS}}
+def cell_key(cell: dict[str, Any], model_fingerprint: str, ignore: tuple[str, ...] = ROUND_COUNT_SETTINGS) -> str:
+    """The cell's identity: a hash of its settings but ``key``, ``timeout`` and the measure settings in
+    ``ignore``, and of its model's fingerprint."""
+    cell = {**cell, "measure": {k: v for k, v in cell.get("measure", {}).items() if k not in ignore}}
     payload = json.dumps({k: v for k, v in cell.items() if k not in ("key", "timeout", "model_fingerprint")}, sort_keys=True, default=str)
     return hashlib.sha256((payload + "|" + model_fingerprint).encode()).hexdigest()[:16]
 

@@ -74,31 +74,21 @@ class Latency(Metric):
         deadline = time.perf_counter() + budget
         waited, set_aside = 0.0, []
 
-        def back(probe: float) -> bool:
-            return latency.in_state(probe, level, margin) and (
-                not quiet or latency.in_state(latency.quick_median(timed), quiet, margin))
-
-        def wait(probe: float | None = None) -> tuple[float, bool]:
-            """Probe every 0.25 s until the state is back or the deadline passes: the last probe, and
-            whether the state came back."""
-            nonlocal waited
-            t0 = time.perf_counter()
-            probe = latency.speed_probe() if probe is None else probe
-            while not (ok := back(probe)) and time.perf_counter() < deadline:
-                time.sleep(0.25)
-                probe = latency.speed_probe()
-            waited += time.perf_counter() - t0
-            return probe, ok
+        def own_quiet(median: float | None = None) -> bool:
+            """Without quiet_median, always; with it, whether the cell's own latency (``median``, or a
+            quick one read now) is back within margin of its fastest round's."""
+            return not quiet or latency.in_state(latency.quick_median(timed) if median is None else median, quiet, margin)
 
         probe_before = latency.speed_probe()
         if settling:
-            probe_before, _ = wait(probe_before)
+            probe_before, waited = latency.settle(level, deadline, probe_before, margin=margin, also=own_quiet)
         stats = timing()
         probe_after = latency.speed_probe()
         while settling and time.perf_counter() < deadline and not (
-                latency.in_state(probe_after, level, margin) and (not quiet or latency.in_state(stats.median, quiet, margin))):
-            probe, ok = wait()
-            if not ok:
+                latency.in_state(probe_after, level, margin) and own_quiet(stats.median)):
+            probe, w = latency.settle(level, deadline, margin=margin, also=own_quiet)
+            waited += w
+            if not (latency.in_state(probe, level, margin) and own_quiet()):
                 break  # the state did not come back in time: the timing stands, its probe says where it was
             set_aside.append({"median": stats.median, "speed_probe_s": [probe_before, probe_after]})
             probe_before, stats = probe, timing()

@@ -634,6 +634,15 @@ def test_settle_waits_for_the_state_and_gives_up_at_the_deadline():
                                    sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: 250e-6)
     assert (probe, waited) == (250e-6, 1.0)  # never came back: gives up at the deadline
 
+    # also: the probe is in the state but the cell's own latency is not back yet (a neighbour the
+    # probe cannot see); asked only once the probe is in, until it says yes
+    now[0] = 0.0
+    asked = iter([False, False, True])
+    probe, waited = latency.settle(170e-6, deadline=10.0, probe=171e-6, clock=lambda: now[0],
+                                   sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: 172e-6,
+                                   also=lambda: next(asked))
+    assert (probe, waited) == (172e-6, 0.5)
+
 
 def _latency_ctx(state_level, settle_s):
     from types import SimpleNamespace

@@ -279,7 +279,6 @@ def run_disturbed(tmp_path, monkeypatch, disturbed: str, extend_s: float, rounds
     latencies reading 2.5x in the ``disturbed`` rounds and the speed probe not (a neighbour on the
     other core, tests/disturb_plugin.py): rows by cell, run.json."""
     import disturb_plugin
-
     from optbench import manager
     from optbench.testing import run_suite_yaml
 

@@ -142,20 +142,22 @@ def in_state(probe: float, level: float, margin: float = STATE_MARGIN) -> bool:
 
 def settle(level: float, deadline: float, probe: float | None = None, *, margin: float = STATE_MARGIN,
            clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
-           take_probe: Callable[[], float] | None = None, pause: float = 0.25) -> tuple[float, float]:
+           take_probe: Callable[[], float] | None = None, pause: float = 0.25,
+           also: Callable[[], bool] | None = None) -> tuple[float, float]:
     """Wait until the machine is back in the state whose speed probes sit at ``level``.
 
     The 2-core VM switches state every few seconds to minutes (probe 170 us, then 185, then 210,
     kernels slowing unalike), and a cell timed in another state than its other rounds cannot be
     compared (:func:`optbench.compare.usable_rounds`). Probes every ``pause`` seconds, from
-    ``probe`` (taken already) on, until one is in the state or ``clock`` passes ``deadline``.
+    ``probe`` (taken already) on, until one is in the state (and ``also``, asked only then, says
+    yes: a neighbour the probe cannot see, measure.extend_s) or ``clock`` passes ``deadline``.
     Returns the last probe and the seconds waited; the caller times whatever state it ends in.
     """
     take_probe = take_probe or speed_probe
     start = clock()
     if probe is None:
         probe = take_probe()
-    while not in_state(probe, level, margin) and clock() < deadline:
+    while not (in_state(probe, level, margin) and (also is None or also())) and clock() < deadline:
         sleep(pause)
         probe = take_probe()
     return probe, clock() - start
@@ -200,6 +202,24 @@ class Short:
     quiet: int
 
 
+def _quiet_round(r: dict[str, Any], probe: float, median: float, alternated: bool, base: float | None,
+                 margin: float) -> bool:
+    """Whether one round of a cell lies in its quiet state: not marked slow, its probe after timing
+    and its median within ``margin`` of the cell's fastest (``probe``, ``median``), and, for a cell
+    timed alternately, the alternation's probe and baseline median too (``base``: the fastest)."""
+
+    def within(x: float | None, level: float | None) -> bool:
+        return x is not None and level is not None and x <= level * (1 + margin)
+
+    lat = r["metrics"]["latency"]
+    if r.get("slow_machine") or not within(after_probe(r), probe) or not within(lat.get("median"), median):
+        return False
+    if not alternated:
+        return True
+    p = lat.get("paired") or {}
+    return within(p.get("speed_probe_s"), probe) and within(p.get("base_median"), base)
+
+
 def short_of_quiet(rows: list[dict[str, Any]], need: int = QUIET_ROUNDS, margin: float = QUIET_MARGIN) -> dict[str, Short]:
     """The cells of a run (its result rows, one per cell and round) with under ``need`` rounds timed in
     the quiet state (:data:`QUIET_MARGIN`). A cell that failed or was skipped, or took no probe, is
@@ -220,20 +240,7 @@ def short_of_quiet(rows: list[dict[str, Any]], need: int = QUIET_ROUNDS, margin:
         alternated = [lat["paired"] for lat in lats if lat.get("paired")]
         probe, median = min(probes), min(medians)
         base = min((p["base_median"] for p in alternated if p.get("base_median")), default=None)
-
-        def within(x: float | None, level: float | None) -> bool:
-            return x is not None and level is not None and x <= level * (1 + margin)
-
-        def quiet(r: dict[str, Any]) -> bool:
-            lat = r["metrics"]["latency"]
-            if r.get("slow_machine") or not within(after_probe(r), probe) or not within(lat.get("median"), median):
-                return False
-            if not alternated:
-                return True
-            p = lat.get("paired") or {}
-            return within(p.get("speed_probe_s"), probe) and within(p.get("base_median"), base)
-
-        n = sum(quiet(r) for r in rounds.values())
+        n = sum(_quiet_round(r, probe, median, bool(alternated), base, margin) for r in rounds.values())
         if n < need:
             short[key] = Short(probe, median, n)
     return short
