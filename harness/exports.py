@@ -78,7 +78,7 @@ def _family(cmp: Comparison) -> str:
 def _why(r: MetricResult, cmp: Comparison) -> str:
     """The verdict's reason; for an unconfirmed change, why it is not flagged."""
     if r.unconfirmed:
-        return (f"past the threshold at 95% confidence, but p={r.verdict.p:.2g} is not under the {cmp.alpha:.2g} a flag needs "
+        return (f"estimated past the threshold, but p={r.verdict.p:.2g} is not under the {cmp.alpha:.2g} a flag needs "
                 f"here, {_family(cmp)}: more rounds would settle it")
     return r.verdict.reason
 
@@ -148,8 +148,8 @@ def markdown(cmp: Comparison) -> str:
     out.append(f"A regression is flagged only when it is statistically significant (one-sided p < {cmp.alpha:.2g}, "
                f"{_family(cmp)}) and its interval "
                "reaches the metric's threshold; cells measured while the machine was slow or unstable are not comparable. "
-               "An unconfirmed change is past the threshold at 95% confidence but not significant at that level: "
-               "it does not fail the compare.")
+               "An unconfirmed change is estimated past the threshold but not significant at that level: "
+               "it does not fail the compare; more rounds would settle it.")
     return "\n".join(out) + "\n"
 
 

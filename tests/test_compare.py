@@ -832,7 +832,7 @@ def test_the_timed_tests_of_one_compare_share_its_false_alarm_rate():
     assert v.status == UNCHANGED and not many.regressed, v
 
 
-def test_a_change_past_the_threshold_at_95_percent_but_short_of_the_compares_level_is_shown_unconfirmed():
+def test_a_change_estimated_past_the_threshold_but_short_of_the_compares_level_is_shown_unconfirmed():
     """A 3-round run with one round in another state once left a 2x slowdown at x1.90 [1.15, 3.14],
     p 0.012 against the 0.005 its compare needed: "no regression" alone hid it. Shown, never failed."""
     from optbench.exports import markdown, text_summary
@@ -854,8 +854,22 @@ def test_a_change_past_the_threshold_at_95_percent_but_short_of_the_compares_lev
     assert "🟡 unconfirmed regression" in md and "one-sided p < 0.01, a 1% false-alarm rate over 1 timed test)" in md
     assert {d["metric"]: d["unconfirmed"] for d in json.loads(json.dumps([x.to_dict() for x in cmp.results]))}["latency"] == REGRESSION
     assert judged(1 / 1.946, 0.3).unconfirmed[0].unconfirmed == IMPROVEMENT
-    # an interval reaching back under the threshold is no more than unchanged; a significant change is flagged
-    assert not judged(1.6, 0.3).unconfirmed
+    # an estimate past the threshold at p under 0.05 is shown even where its 95% interval reaches back under no
+    # change (t = 1.77, p ~ 0.038): in CI a 5-round run left a 2x slowdown so and printed only "no regression"
+    (wide,) = [r for r in judged(1.7, 0.3).results if r.metric == "latency"]
+    assert wide.verdict.ci95[0] < 1 and 0.025 < wide.verdict.p < 0.05 and wide.unconfirmed == REGRESSION, wide
+    # p over 0.05 (t = 1.35), or an estimate within the threshold, is no more than unchanged, unless the estimate
+    # lies past 1.5x: rounds too scattered to confirm a 2x slowdown (p 0.09) do not read "no regression" either
+    assert not judged(1.45, 0.3).unconfirmed
+    (scattered,) = [r for r in judged(2.0, 0.6).results if r.metric == "latency"]
+    assert scattered.verdict.p > 0.05 and scattered.unconfirmed == REGRESSION, scattered
+    assert judged(1 / 2.0, 0.6).unconfirmed[0].unconfirmed == IMPROVEMENT
+    from optbench.compare import Verdict, rule_for, unconfirmed
+
+    assert unconfirmed(Verdict(UNCHANGED, 1.06, (0.99, 1.13), 0.03, "t"), rule_for("latency"), 0.01) == REGRESSION
+    assert unconfirmed(Verdict(UNCHANGED, 1.04, (0.99, 1.09), 0.03, "t"), rule_for("latency"), 0.01) == ""
+    assert unconfirmed(Verdict(UNCHANGED, 1.06, (0.9, 1.2), 0.2, "t"), rule_for("latency"), 0.01) == ""
+    assert unconfirmed(Verdict(UNCHANGED, 0.6, (0.3, 1.2), 0.2, "t"), rule_for("top1_accuracy"), 0.01) == REGRESSION
     flagged = judged(1.946, 0.25)
     assert flagged.regressed and not flagged.unconfirmed
 
@@ -989,8 +1003,11 @@ def test_unchanged_runs_flag_nothing_a_slowed_technique_and_noisy_weights_are_fl
     res = cli("compare", "--history", str(db))
     assert f"against {second_id}" in res.stdout, res.stdout
     lat = [li for li in res.stdout.splitlines() if "latency" in li and "torch-dynamic-int8" in li]
-    # the machine's slow mode or another state can void the slowed cell: the rest is checked all the same
-    unjudged = f"the slowdown went unjudged, the machine was noisy: {lat[0].strip()}" if lat and "NOT COMPARABLE" in lat[0] else ""
+    # the machine's slow mode or another state can void the slowed cell, or scatter its rounds so that 2x is not
+    # significant (shown unconfirmed: CI once read x2.07 [1.00, 4.27] on 5 rounds): the rest is checked all the same.
+    # A slowdown left silent (no line) fails
+    unjudged = (f"the slowdown went unjudged, the machine was noisy: {lat[0].strip()}"
+                if lat and ("NOT COMPARABLE" in lat[0] or "UNCONFIRMED REGRESSION" in lat[0]) else "")
     if not unjudged:
         assert res.returncode == 1, res.stdout + res.stderr
         assert lat and lat[0].lstrip().startswith("REGRESSION"), res.stdout
