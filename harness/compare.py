@@ -802,12 +802,15 @@ def usable_rounds(m: Measurement, level: float | None, margin: float = STATE_MAR
     return replace(_only_rounds(m, keep, statistics.median(rounds)), unstable=unstable)
 
 
-def _only_rounds(m: Measurement, keep: list[int], value: float) -> Measurement:
-    """``m`` cut to the rounds at ``keep`` (each per-round field alike), with ``value``; its pooled
-    samples, which mix every round, are dropped."""
+def _only_rounds(m: Measurement, keep: list[int], value: float | None = None) -> Measurement:
+    """``m`` cut to the rounds at ``keep`` (each per-round field alike), with ``value`` (by default
+    the geometric mean of the kept rounds, as :func:`paired_rounds` values alternated ratios); its
+    pooled samples, which mix every round, are dropped."""
     from dataclasses import replace
 
     n = len(m.rounds)
+    if value is None:
+        value = math.exp(statistics.fmean(math.log(m.rounds[i]) for i in keep))
 
     def cut(xs: tuple) -> tuple:
         return tuple(xs[i] for i in keep) if len(xs) == n else xs
@@ -903,8 +906,7 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
         return pb, pc
     kb, kc = quiet_rounds(pb), quiet_rounds(pc)
     if len(kb) >= QUIET_ROUNDS and len(kc) >= QUIET_ROUNDS:  # both runs have their quiet state: it alone
-        pb, pc = (m if len(k) == len(m.rounds) else _only_rounds(m, k, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in k)))
-                  for m, k in ((pb, kb), (pc, kc)))
+        pb, pc = (m if len(k) == len(m.rounds) else _only_rounds(m, k) for m, k in ((pb, kb), (pc, kc)))
         n = len(pb.rounds)
     label = machine_states(list(pb.state + pc.state), margin)
     if probe_margin and len(pb.probes) == n and len(pc.probes) == len(pc.rounds):
@@ -925,7 +927,7 @@ def shared_states(pb: Measurement, pc: Measurement, margin: float = PAIRED_MARGI
                                           f"{statistics.median(m.state) / level - 1:+.0%} against both runs' usual)")
         m = replace(m, stratum=tuple(states))
         if len(keep) < n:
-            m = _only_rounds(m, keep, math.exp(statistics.fmean(math.log(m.rounds[i]) for i in keep)))
+            m = _only_rounds(m, keep)
         return usable_rounds(m, None, margin)
     return cut(pb, sb), cut(pc, sc)
 

@@ -81,14 +81,14 @@ class Latency(Metric):
 
         probe_before = latency.speed_probe()
         if settling:
-            probe_before, waited = latency.settle(level, deadline, probe_before, margin=margin, also=own_quiet)
+            probe_before, waited, _ = latency.settle(level, deadline, probe_before, margin=margin, also=own_quiet)
         stats = timing()
         probe_after = latency.speed_probe()
         while settling and time.perf_counter() < deadline and not (
                 latency.in_state(probe_after, level, margin) and own_quiet(stats.median)):
-            probe, w = latency.settle(level, deadline, margin=margin, also=own_quiet)
+            probe, w, back = latency.settle(level, deadline, margin=margin, also=own_quiet)
             waited += w
-            if not (latency.in_state(probe, level, margin) and own_quiet()):
+            if not back:
                 break  # the state did not come back in time: the timing stands, its probe says where it was
             set_aside.append({"median": stats.median, "speed_probe_s": [probe_before, probe_after]})
             probe_before, stats = probe, timing()

@@ -624,24 +624,24 @@ def test_steady_allocator_takes_page_faults_out_of_the_timed_loop(tmp_path):
 def test_settle_waits_for_the_state_and_gives_up_at_the_deadline():
     now = [0.0]
     probes = iter([210e-6, 205e-6, 176e-6, 300e-6])
-    probe, waited = latency.settle(170e-6, deadline=10.0, clock=lambda: now[0],
-                                   sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: next(probes))
-    assert (probe, waited) == (176e-6, 0.5)  # 176 us is within 4% of 170: two pauses, then in the state
+    probe, waited, back = latency.settle(170e-6, deadline=10.0, clock=lambda: now[0],
+                                         sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: next(probes))
+    assert (probe, waited, back) == (176e-6, 0.5, True)  # 176 us is within 4% of 170: two pauses, then in the state
     assert latency.in_state(150e-6, 170e-6)  # a faster state is no reason to wait
 
     now[0] = 0.0
-    probe, waited = latency.settle(170e-6, deadline=1.0, probe=250e-6, clock=lambda: now[0],
-                                   sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: 250e-6)
-    assert (probe, waited) == (250e-6, 1.0)  # never came back: gives up at the deadline
+    probe, waited, back = latency.settle(170e-6, deadline=1.0, probe=250e-6, clock=lambda: now[0],
+                                         sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: 250e-6)
+    assert (probe, waited, back) == (250e-6, 1.0, False)  # never came back: gives up at the deadline
 
     # also: the probe is in the state but the cell's own latency is not back yet (a neighbour the
     # probe cannot see); asked only once the probe is in, until it says yes
     now[0] = 0.0
-    asked = iter([False, False, True])
-    probe, waited = latency.settle(170e-6, deadline=10.0, probe=171e-6, clock=lambda: now[0],
-                                   sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: 172e-6,
-                                   also=lambda: next(asked))
-    assert (probe, waited) == (172e-6, 0.5)
+    asked = iter([False, False, True])  # a fourth question would raise StopIteration: it is asked once per probe
+    probe, waited, back = latency.settle(170e-6, deadline=10.0, probe=171e-6, clock=lambda: now[0],
+                                         sleep=lambda s: now.__setitem__(0, now[0] + s), take_probe=lambda: 172e-6,
+                                         also=lambda: next(asked))
+    assert (probe, waited, back) == (172e-6, 0.5, True)
 
 
 def _latency_ctx(state_level, settle_s):

@@ -143,7 +143,7 @@ def in_state(probe: float, level: float, margin: float = STATE_MARGIN) -> bool:
 def settle(level: float, deadline: float, probe: float | None = None, *, margin: float = STATE_MARGIN,
            clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
            take_probe: Callable[[], float] | None = None, pause: float = 0.25,
-           also: Callable[[], bool] | None = None) -> tuple[float, float]:
+           also: Callable[[], bool] | None = None) -> tuple[float, float, bool]:
     """Wait until the machine is back in the state whose speed probes sit at ``level``.
 
     The 2-core VM switches state every few seconds to minutes (probe 170 us, then 185, then 210,
@@ -151,16 +151,17 @@ def settle(level: float, deadline: float, probe: float | None = None, *, margin:
     compared (:func:`optbench.compare.usable_rounds`). Probes every ``pause`` seconds, from
     ``probe`` (taken already) on, until one is in the state (and ``also``, asked only then, says
     yes: a neighbour the probe cannot see, measure.extend_s) or ``clock`` passes ``deadline``.
-    Returns the last probe and the seconds waited; the caller times whatever state it ends in.
+    Returns the last probe, the seconds waited, and whether the state came back (``also`` is
+    not asked again: it may time the cell); the caller times whatever state it ends in.
     """
     take_probe = take_probe or speed_probe
     start = clock()
     if probe is None:
         probe = take_probe()
-    while not (in_state(probe, level, margin) and (also is None or also())) and clock() < deadline:
+    while not (back := in_state(probe, level, margin) and (also is None or also())) and clock() < deadline:
         sleep(pause)
         probe = take_probe()
-    return probe, clock() - start
+    return probe, clock() - start, back
 
 
 SLOW_MACHINE_FACTOR = 3.0  # the slow mode is 10-30x; a quiet machine's probe varies under 2x
